@@ -1,0 +1,69 @@
+/**
+ * Entry for the Deno CLI and Deno Deploy: reads the environment (plus `.env` locally), opens the
+ * state store, serves the app with Deno.serve, and prints one start-up line.
+ *
+ *   deno task start            (local: Deno KV in ./data/, or STATE=memory)
+ *   deno deploy --prod         (Deno Deploy: the app's assigned KV database)
+ */
+
+import denoJson from "../deno.json" with { type: "json" };
+import { ConfigError } from "../src/config.ts";
+import { DotenvError } from "../src/dotenv.ts";
+import { startApp, startupFields } from "../src/startup.ts";
+import { bufferedStdout, denoPlatform, readEnv } from "./deno_env.ts";
+import { openStore } from "./deno_store.ts";
+
+const ENTRY = "entries/deno.ts";
+
+async function main(): Promise<void> {
+  const platform = denoPlatform();
+  const out = bufferedStdout();
+  let started;
+  try {
+    started = await startApp({
+      env: await readEnv(),
+      meta: {
+        version: denoJson.version,
+        entry: ENTRY,
+        platform,
+        ...(Deno.env.get("DENO_DEPLOYMENT_ID")
+          ? { build: Deno.env.get("DENO_DEPLOYMENT_ID") }
+          : {}),
+        ...(Deno.env.get("BUILD_ID") ? { build: Deno.env.get("BUILD_ID") } : {}),
+      },
+      openStore: (config) => openStore(Deno.env.toObject(), config),
+      publicPlatform: platform === "deno-deploy",
+      writeLog: out.write,
+    });
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof DotenvError) {
+      console.error(error.message);
+      Deno.exit(1);
+    }
+    throw error;
+  }
+  const { app, config } = started;
+  const server = Deno.serve({
+    port: config.port,
+    hostname: config.hostname,
+    onListen({ hostname, port }) {
+      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+      app.log.info("started", startupFields(started, `http://${host}:${port}`));
+      out.flush();
+    },
+  }, (request) => app.fetch(request));
+
+  const shutdown = async () => {
+    await server.shutdown();
+    await app.close();
+    await started.store.close();
+    out.flush();
+    Deno.exit(0);
+  };
+  if (platform === "deno") {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(signal, shutdown);
+  }
+  await server.finished;
+}
+
+if (import.meta.main) await main();

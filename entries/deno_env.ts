@@ -1,0 +1,58 @@
+/** Deno-specific plumbing shared by the Deno entries: environment, platform, log output. */
+
+import { parseDotenv } from "../src/dotenv.ts";
+
+/** `deno-deploy` on Deno Deploy (which sets DENO_DEPLOYMENT_ID), else `deno`. */
+export function denoPlatform(): "deno" | "deno-deploy" {
+  return Deno.env.get("DENO_DEPLOYMENT_ID") ? "deno-deploy" : "deno";
+}
+
+/**
+ * The process environment over a `.env` file (ENV_FILE, default `./.env`) when one exists: a
+ * variable set in the real environment wins over the file.
+ */
+export async function readEnv(): Promise<Record<string, string>> {
+  const env = Deno.env.toObject();
+  const path = env.ENV_FILE ?? ".env";
+  let text: string | undefined;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound) || env.ENV_FILE) {
+      if (error instanceof Deno.errors.NotFound) {
+        throw new Deno.errors.NotFound(`ENV_FILE ${path} does not exist`);
+      }
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+  return text === undefined ? env : { ...parseDotenv(text), ...env };
+}
+
+/**
+ * Log lines collected and written in batches: one write per event-loop turn instead of one per
+ * request keeps logging off the hot path.
+ */
+export function bufferedStdout(): { write: (line: string) => void; flush: () => void } {
+  const encoder = new TextEncoder();
+  let lines: string[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (lines.length === 0) return;
+    const data = encoder.encode(lines.join("\n") + "\n");
+    lines = [];
+    let written = 0;
+    while (written < data.length) written += Deno.stdout.writeSync(data.subarray(written));
+  };
+  return {
+    write(line) {
+      lines.push(line);
+      if (lines.length >= 256) flush();
+      else if (!scheduled) {
+        scheduled = true;
+        setTimeout(flush, 0);
+      }
+    },
+    flush,
+  };
+}

@@ -1,0 +1,151 @@
+/**
+ * The rotator as one web-standard fetch handler: `createApp(deps)` wires the parts and routes a
+ * Request to the proxy or to the rotator's own endpoints. Knows nothing of the runtime: entries
+ * pass in the environment's config, an opened store, fetch and a clock.
+ *
+ * Own routes live outside every Gemini path (`/healthz`, later `/metrics` and `/admin/`), so
+ * they can never shadow an API call.
+ */
+
+import { TokenSet } from "./auth.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import type { Config } from "./config.ts";
+import { Cors } from "./cors.ts";
+import { errorResponse } from "./errors.ts";
+import type { ProxyObserver } from "./events.ts";
+import { type AppMeta, healthResponse } from "./health.ts";
+import type { PoolKey } from "./keys.ts";
+import { createLogger, describeError, type Logger, Redactor } from "./log.ts";
+import { KeyPool } from "./pool.ts";
+import { type ProxyContext, proxyRequest } from "./proxy.ts";
+import { matchGeminiRoute } from "./route.ts";
+import { MemoryStore } from "./state/memory.ts";
+import type { StateStore } from "./state/store.ts";
+import { StateSync } from "./state/sync.ts";
+import { UsageRecorder } from "./usage.ts";
+
+export interface AppDeps {
+  readonly config: Config;
+  /** Keys from the environment, already fingerprinted. */
+  readonly keys: readonly PoolKey[];
+  readonly store?: StateStore;
+  readonly fetch?: typeof fetch;
+  readonly clock?: Clock;
+  /** Where log lines go; defaults to console.log. */
+  readonly writeLog?: (line: string) => void;
+  readonly meta?: Partial<AppMeta>;
+  readonly observers?: readonly ProxyObserver[];
+  /** How often usage counters are written to the store (0: after every request). */
+  readonly usageFlushMs?: number;
+}
+
+export interface App {
+  /** The handler: give it to Deno.serve, or call it in tests. */
+  fetch(request: Request): Promise<Response>;
+  readonly pool: KeyPool;
+  readonly sync: StateSync;
+  readonly usage: UsageRecorder;
+  readonly log: Logger;
+  readonly redactor: Redactor;
+  readonly meta: AppMeta;
+  /** Flushes counters and waits for state writes (shutdown, tests). */
+  close(): Promise<void>;
+}
+
+export async function createApp(deps: AppDeps): Promise<App> {
+  const { config } = deps;
+  const clock = deps.clock ?? systemClock;
+  const store = deps.store ?? new MemoryStore();
+  const redactor = new Redactor([...deps.keys.map((k) => k.value), ...config.accessTokens]);
+  const log = createLogger({
+    level: config.logLevel,
+    redactor,
+    write: deps.writeLog ?? ((line) => console.log(line)),
+    now: clock.now,
+  });
+  const pool = new KeyPool(deps.keys);
+  const sync = new StateSync(pool, store, { now: clock.now, log });
+  await sync.start();
+  const usage = new UsageRecorder(store, {
+    now: clock.now,
+    log,
+    flushIntervalMs: deps.usageFlushMs ?? (store.kind === "memory" ? 0 : 2000),
+  });
+  const meta: AppMeta = {
+    version: "0.0.0",
+    entry: "unknown",
+    platform: "unknown",
+    startedAt: clock.now(),
+    ...deps.meta,
+  };
+  const cors = new Cors(config.corsOrigins);
+  const proxy: ProxyContext = {
+    config,
+    tokens: new TokenSet(config.accessTokens),
+    pool,
+    sync,
+    usage,
+    fetch: deps.fetch ?? fetch,
+    clock,
+    log,
+    observers: deps.observers ?? [],
+  };
+
+  async function route(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    if (request.method === "OPTIONS" && request.headers.has("access-control-request-method")) {
+      return cors.preflight(request);
+    }
+    if (url.pathname === "/healthz") {
+      if (request.method !== "GET" && request.method !== "HEAD") {
+        return errorResponse(405, "INVALID_ARGUMENT", "Use GET /healthz.", {
+          headers: { allow: "GET, HEAD" },
+        });
+      }
+      return healthResponse(meta, pool, store.kind, clock.now());
+    }
+    const gemini = matchGeminiRoute(url.pathname, url.searchParams);
+    if (gemini) return await proxyRequest(request, url, gemini, proxy);
+    await request.body?.cancel().catch(() => {});
+    return errorResponse(
+      404,
+      "NOT_FOUND",
+      `${url.pathname.slice(0, 200)} is not a Gemini API path. The rotator forwards /v1beta/..., ` +
+        `/v1/..., /v1alpha/... and /upload/... to the Gemini API, and serves /healthz itself.`,
+      { reason: "UNKNOWN_PATH" },
+    );
+  }
+
+  return {
+    async fetch(request: Request): Promise<Response> {
+      let response: Response;
+      try {
+        response = await route(request);
+      } catch (error) {
+        // The detail goes to the log (redacted there); the client gets a plain 500.
+        log.error("unhandled error", {
+          error: describeError(error),
+          stack: String((error as Error)?.stack).slice(0, 2000),
+        });
+        response = errorResponse(
+          500,
+          "INTERNAL",
+          "The rotator hit an internal error; see its log.",
+        );
+      }
+      cors.decorate(response.headers, request.headers.get("origin"));
+      return response;
+    },
+    pool,
+    sync,
+    usage,
+    log,
+    redactor,
+    meta,
+    async close() {
+      sync.close();
+      await usage.flush();
+      await sync.settled();
+    },
+  };
+}

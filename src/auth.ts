@@ -1,0 +1,58 @@
+/**
+ * Client and admin credentials: where clients put them, and a comparison whose time does not
+ * depend on how much of a guess was right.
+ */
+
+/** Where the Gemini SDKs, the OpenAI SDK, curl users and other tools put a key. */
+export function clientCredential(headers: Headers, search: URLSearchParams): string | undefined {
+  const explicit = headers.get("x-access-token") ?? headers.get("x-goog-api-key");
+  if (explicit) return explicit.trim();
+  const bearer = bearerToken(headers.get("authorization"));
+  if (bearer) return bearer;
+  const query = search.get("key");
+  return query ? query.trim() : undefined;
+}
+
+/** The token of an `Authorization: Bearer <token>` header. */
+export function bearerToken(authorization: string | null): string | undefined {
+  if (!authorization) return undefined;
+  const match = /^\s*Bearer\s+(\S+)\s*$/i.exec(authorization);
+  return match ? match[1] : undefined;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Checks `candidate` against every allowed token without stopping early, so response time
+ * reveals neither which token nor how many leading characters matched.
+ */
+export class TokenSet {
+  readonly #tokens: Uint8Array[];
+
+  constructor(tokens: readonly string[]) {
+    this.#tokens = tokens.map((token) => encoder.encode(token));
+  }
+
+  get size(): number {
+    return this.#tokens.length;
+  }
+
+  matches(candidate: string | undefined): boolean {
+    const given = encoder.encode(candidate ?? "");
+    let matched = 0;
+    for (const token of this.#tokens) matched |= constantTimeEqual(given, token) ? 1 : 0;
+    return matched === 1 && candidate !== undefined;
+  }
+}
+
+/**
+ * Equality whose running time depends only on the length of `expected`: every byte is compared
+ * and the length difference is folded into the same accumulator.
+ */
+export function constantTimeEqual(given: Uint8Array, expected: Uint8Array): boolean {
+  let difference = given.length ^ expected.length;
+  for (let i = 0; i < expected.length; i++) {
+    difference |= (given[i % Math.max(1, given.length)] ?? 0) ^ expected[i];
+  }
+  return difference === 0;
+}

@@ -1,0 +1,265 @@
+/**
+ * Turns the environment (a plain record, wherever it came from) into a frozen, typed Config.
+ * Every field here has a row in the README's configuration table; every problem stops start-up
+ * with a message naming the variable, and no message ever contains a key or a token.
+ */
+
+import { KeyListError, type KeySpec, parseKeyList } from "./key_list.ts";
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export interface Config {
+  readonly keys: readonly KeySpec[];
+  /** Blank or duplicate API_KEYS entries that were dropped. */
+  readonly droppedKeyEntries: number;
+  /** Client access tokens; empty means the proxy is open (loopback only unless opted in). */
+  readonly accessTokens: readonly string[];
+  readonly allowUnauthenticated: boolean;
+  /** Upstream origin, e.g. `https://generativelanguage.googleapis.com` (no trailing slash). */
+  readonly upstreamOrigin: string;
+  readonly port: number;
+  /** Address to listen on (ignored where the platform decides, as on Deno Deploy). */
+  readonly hostname: string;
+  /** Whether HOST was given explicitly (otherwise chosen from the auth mode). */
+  readonly hostnameExplicit: boolean;
+  readonly maxAttempts: number;
+  readonly transientRetries: number;
+  readonly retryBackoffMs: number;
+  readonly retryBudgetMs: number;
+  readonly upstreamTimeoutMs: number;
+  readonly streamIdleTimeoutMs: number;
+  readonly maxBodyBytes: number;
+  readonly minuteCooldownMs: number;
+  readonly unknownQuotaCooldownMs: number;
+  readonly noAllowanceCooldownMs: number;
+  readonly spendCapCooldownMs: number;
+  readonly disabledRecheckMs: number;
+  readonly corsOrigins: readonly string[];
+  readonly logLevel: LogLevel;
+  readonly logRequests: boolean;
+}
+
+/** Thrown by loadConfig; the message is safe to print as it is. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(`Cannot start: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const MIB = 1024 * 1024;
+
+export const DEFAULT_UPSTREAM = "https://generativelanguage.googleapis.com";
+
+/** Defaults, also quoted by the README's configuration table. */
+export const DEFAULTS = {
+  PORT: 8000,
+  MAX_ATTEMPTS: 5,
+  TRANSIENT_RETRIES: 2,
+  RETRY_BACKOFF_MS: 500,
+  RETRY_BUDGET_MS: 30 * SECOND,
+  UPSTREAM_TIMEOUT_MS: 10 * MINUTE,
+  STREAM_IDLE_TIMEOUT_MS: 3 * MINUTE,
+  MAX_BODY_BYTES: 20 * MIB,
+  MINUTE_COOLDOWN_MS: MINUTE,
+  UNKNOWN_QUOTA_COOLDOWN_MS: 30 * SECOND,
+  NO_ALLOWANCE_COOLDOWN_MS: 24 * HOUR,
+  SPEND_CAP_COOLDOWN_MS: HOUR,
+  DISABLED_RECHECK_MS: 24 * HOUR,
+} as const;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export interface LoadOptions {
+  /** The platform serves the app publicly whatever HOST says (Deno Deploy): require a token. */
+  readonly publicPlatform?: boolean;
+}
+
+/** Reads every variable the core knows; throws ConfigError on the first problem found. */
+export function loadConfig(env: Env, options: LoadOptions = {}): Config {
+  const read = new EnvReader(env);
+  let keys: KeySpec[];
+  let dropped: number;
+  try {
+    ({ keys, dropped } = parseKeyList("API_KEYS", env.API_KEYS));
+  } catch (error) {
+    if (error instanceof KeyListError) throw new ConfigError(error.message);
+    throw error;
+  }
+
+  const accessTokens = read.tokens();
+  const allowUnauthenticated = read.bool("ALLOW_UNAUTHENTICATED", false);
+  const hostRaw = read.string("HOST");
+  const hostname = hostRaw ?? (accessTokens.length > 0 ? "0.0.0.0" : "127.0.0.1");
+  if (accessTokens.length === 0 && options.publicPlatform && !allowUnauthenticated) {
+    throw new ConfigError(
+      "ACCESS_TOKEN is not set, and this platform serves the rotator on a public URL: anyone " +
+        "could spend your keys. Set ACCESS_TOKEN (or ACCESS_TOKENS), or set " +
+        "ALLOW_UNAUTHENTICATED=true to accept this",
+    );
+  }
+  if (accessTokens.length === 0 && !isLoopback(hostname) && !allowUnauthenticated) {
+    throw new ConfigError(
+      `HOST is ${JSON.stringify(hostname)} but no ACCESS_TOKEN is set: anyone who can reach ` +
+        `that address could spend your keys. Set ACCESS_TOKEN, or use HOST=127.0.0.1, or set ` +
+        `ALLOW_UNAUTHENTICATED=true to accept this`,
+    );
+  }
+
+  const config: Config = {
+    keys,
+    droppedKeyEntries: dropped,
+    accessTokens,
+    allowUnauthenticated,
+    upstreamOrigin: read.origin("GEMINI_API_BASE_URL", DEFAULT_UPSTREAM),
+    port: read.int("PORT", DEFAULTS.PORT, 0, 65535),
+    hostname,
+    hostnameExplicit: hostRaw !== undefined,
+    maxAttempts: read.int("MAX_ATTEMPTS", DEFAULTS.MAX_ATTEMPTS, 1, 100),
+    transientRetries: read.int("TRANSIENT_RETRIES", DEFAULTS.TRANSIENT_RETRIES, 0, 10),
+    retryBackoffMs: read.int("RETRY_BACKOFF_MS", DEFAULTS.RETRY_BACKOFF_MS, 0, MINUTE),
+    retryBudgetMs: read.int("RETRY_BUDGET_MS", DEFAULTS.RETRY_BUDGET_MS, 0, HOUR),
+    upstreamTimeoutMs: read.int("UPSTREAM_TIMEOUT_MS", DEFAULTS.UPSTREAM_TIMEOUT_MS, 1, HOUR),
+    streamIdleTimeoutMs: read.int(
+      "STREAM_IDLE_TIMEOUT_MS",
+      DEFAULTS.STREAM_IDLE_TIMEOUT_MS,
+      1,
+      HOUR,
+    ),
+    maxBodyBytes: read.int("MAX_BODY_BYTES", DEFAULTS.MAX_BODY_BYTES, 1024, 1024 * MIB),
+    minuteCooldownMs: read.int("MINUTE_COOLDOWN_MS", DEFAULTS.MINUTE_COOLDOWN_MS, 0, 24 * HOUR),
+    unknownQuotaCooldownMs: read.int(
+      "UNKNOWN_QUOTA_COOLDOWN_MS",
+      DEFAULTS.UNKNOWN_QUOTA_COOLDOWN_MS,
+      0,
+      24 * HOUR,
+    ),
+    noAllowanceCooldownMs: read.int(
+      "NO_ALLOWANCE_COOLDOWN_MS",
+      DEFAULTS.NO_ALLOWANCE_COOLDOWN_MS,
+      0,
+      30 * 24 * HOUR,
+    ),
+    spendCapCooldownMs: read.int(
+      "SPEND_CAP_COOLDOWN_MS",
+      DEFAULTS.SPEND_CAP_COOLDOWN_MS,
+      0,
+      30 * 24 * HOUR,
+    ),
+    disabledRecheckMs: read.int(
+      "DISABLED_RECHECK_MS",
+      DEFAULTS.DISABLED_RECHECK_MS,
+      0,
+      365 * 24 * HOUR,
+    ),
+    corsOrigins: read.list("CORS_ORIGINS") ?? ["*"],
+    logLevel: read.oneOf("LOG_LEVEL", ["debug", "info", "warn", "error"] as const, "info"),
+    logRequests: read.bool("LOG_REQUESTS", true),
+  };
+  return Object.freeze(config);
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || hostname === "[::1]" ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+/** Typed accessors that produce ConfigErrors naming the variable. */
+class EnvReader {
+  constructor(private readonly env: Env) {}
+
+  string(name: string): string | undefined {
+    const value = this.env[name]?.trim();
+    return value === undefined || value === "" ? undefined : value;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.string(name);
+    if (raw === undefined) return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      throw new ConfigError(
+        `${name} is ${JSON.stringify(raw.slice(0, 40))}: set it to a whole number from ${min} ` +
+          `to ${max}`,
+      );
+    }
+    return Number(raw);
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const raw = this.string(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (["1", "true", "yes", "on"].includes(raw)) return true;
+    if (["0", "false", "no", "off"].includes(raw)) return false;
+    throw new ConfigError(
+      `${name} is ${JSON.stringify(raw.slice(0, 40))}: set it to true or false`,
+    );
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const raw = this.string(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(raw)) {
+      throw new ConfigError(
+        `${name} is ${JSON.stringify(raw.slice(0, 40))}: set it to one of ${allowed.join(", ")}`,
+      );
+    }
+    return raw as T;
+  }
+
+  list(name: string): string[] | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return undefined;
+    return raw.split(/[,\n]/).map((s) => s.trim()).filter((s) => s !== "");
+  }
+
+  origin(name: string, fallback: string): string {
+    const raw = this.string(name);
+    if (raw === undefined) return fallback;
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new ConfigError(`${name} is not a URL: set it to an origin such as ${fallback}`);
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:") {
+      throw new ConfigError(`${name} must use https:// (or http:// for a local test upstream)`);
+    }
+    if (url.username || url.password) {
+      throw new ConfigError(`${name} must not contain a user name or password`);
+    }
+    if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash) {
+      throw new ConfigError(
+        `${name} must be an origin only (scheme, host and port), without a path or query: ` +
+          `for example ${fallback}`,
+      );
+    }
+    return url.origin;
+  }
+
+  /** ACCESS_TOKEN and ACCESS_TOKENS together; tokens are secrets, so errors never quote them. */
+  tokens(): string[] {
+    const tokens: string[] = [];
+    const single = this.string("ACCESS_TOKEN");
+    if (single !== undefined) tokens.push(single);
+    for (const token of this.list("ACCESS_TOKENS") ?? []) tokens.push(token);
+    for (const token of tokens) {
+      if (/[\s"'\\]/.test(token) || /[^\x21-\x7e]/.test(token)) {
+        throw new ConfigError(
+          "ACCESS_TOKEN/ACCESS_TOKENS contain a token with spaces, quotes or non-ASCII " +
+            "characters: a token is one printable word (clients send it in a header)",
+        );
+      }
+      if (token.length < 8) {
+        throw new ConfigError(
+          "ACCESS_TOKEN/ACCESS_TOKENS contain a token shorter than 8 characters: use a long " +
+            "random value (for example the output of `openssl rand -hex 24`)",
+        );
+      }
+    }
+    return [...new Set(tokens)];
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * What the proxy reports about its work, for whoever watches (request log, metrics, alerts):
+ * observers are plain objects passed in, so the proxy knows nothing of what they do.
+ */
+
+import type { Outcome } from "./classify.ts";
+import type { RelayEnd } from "./relay.ts";
+import type { RouteKind } from "./route.ts";
+
+/** How one upstream attempt went. */
+export type AttemptResult = Outcome["kind"] | "network_error" | "timeout";
+
+export interface AttemptEvent {
+  readonly keyId: string;
+  readonly project: string;
+  readonly model: string;
+  readonly route: RouteKind;
+  /** Upstream HTTP status, 0 when none arrived. */
+  readonly status: number;
+  readonly result: AttemptResult;
+  /** Time to the upstream's response headers. */
+  readonly latencyMs: number;
+}
+
+/** One client request, reported once when its answer has been fully sent (or abandoned). */
+export interface RequestEvent {
+  readonly method: string;
+  readonly path: string;
+  readonly route: RouteKind;
+  readonly model: string;
+  /** The status the client received. */
+  readonly status: number;
+  readonly attempts: number;
+  readonly keyIds: readonly string[];
+  /** Who answered: an upstream key (`upstream`) or the rotator itself (`rotator`). */
+  readonly answeredBy: "upstream" | "rotator";
+  /** Machine reason for answers of our own (e.g. `ALL_KEYS_COOLING`). */
+  readonly reason?: string;
+  readonly upstreamMs?: number;
+  readonly firstByteMs?: number;
+  readonly durationMs: number;
+  readonly end: RelayEnd | "answered";
+}
+
+export interface ProxyObserver {
+  attempt?(event: AttemptEvent): void;
+  request?(event: RequestEvent): void;
+}

@@ -1,0 +1,75 @@
+/**
+ * From an environment record to a running app, the same way on every platform: parse the
+ * config, fingerprint the keys, wire the app, and describe it in one start-up line. Entries only
+ * supply what differs (where env comes from, which store, how to serve).
+ */
+
+import { type App, createApp } from "./app.ts";
+import { type Config, loadConfig } from "./config.ts";
+import type { AppMeta } from "./health.ts";
+import { type PoolKey, toPoolKeys } from "./keys.ts";
+import type { StateStore } from "./state/store.ts";
+
+export interface StartOptions {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly meta: Omit<AppMeta, "startedAt">;
+  /** Opens the state store once the config is known. */
+  readonly openStore: (config: Config) => Promise<StateStore>;
+  /** True where the platform exposes the app publicly whatever HOST says (Deno Deploy). */
+  readonly publicPlatform?: boolean;
+  readonly writeLog?: (line: string) => void;
+  readonly fetch?: typeof fetch;
+}
+
+export interface Started {
+  readonly app: App;
+  readonly config: Config;
+  readonly keys: readonly PoolKey[];
+  readonly store: StateStore;
+}
+
+/** Throws ConfigError (a safe, printable message) when the configuration is wrong. */
+export async function startApp(options: StartOptions): Promise<Started> {
+  const config = loadConfig(options.env, { publicPlatform: options.publicPlatform });
+  const keys = await toPoolKeys(config.keys, "env");
+  const store = await options.openStore(config);
+  const app = await createApp({
+    config,
+    keys,
+    store,
+    meta: options.meta,
+    ...(options.writeLog ? { writeLog: options.writeLog } : {}),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  });
+  return { app, config, keys, store };
+}
+
+const MAX_LISTED_FINGERPRINTS = 20;
+
+/** The fields of the one start-up line: what runs, where, with how many keys, how protected. */
+export function startupFields(started: Started, address: string): Record<string, unknown> {
+  const { config, keys, app } = started;
+  const listed = keys.slice(0, MAX_LISTED_FINGERPRINTS).map((k) => k.id);
+  if (keys.length > listed.length) listed.push(`(+${keys.length - listed.length} more)`);
+  const auth = config.accessTokens.length > 0
+    ? `${config.accessTokens.length} access token(s)`
+    : "none: no ACCESS_TOKEN set" +
+      (config.allowUnauthenticated
+        ? " and ALLOW_UNAUTHENTICATED=true: anyone who reaches this address can use the keys"
+        : ", so listening on loopback only");
+  return {
+    version: app.meta.version,
+    entry: app.meta.entry,
+    platform: app.meta.platform,
+    address,
+    upstream: config.upstreamOrigin,
+    keys: keys.length,
+    fingerprints: listed,
+    ...(config.droppedKeyEntries > 0 ? { droppedKeyEntries: config.droppedKeyEntries } : {}),
+    auth,
+    store: started.store.kind,
+    ...(keys.length === 0
+      ? { warning: "no API keys: every proxied request gets 503 until keys are added" }
+      : {}),
+  };
+}

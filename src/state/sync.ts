@@ -1,0 +1,122 @@
+/**
+ * Keeps the pool (the local view the hot path reads) and the store (what instances share) in
+ * step: a change learned here is applied locally at once and written through; a change announced
+ * by the store is loaded and merged. The hot path never waits for the store.
+ */
+
+import type { Effect } from "../cooldown.ts";
+import { describeError, type Logger } from "../log.ts";
+import type { KeyPool } from "../pool.ts";
+import type { DisableScope } from "./records.ts";
+import type { StateStore } from "./store.ts";
+
+export class StateSync {
+  readonly #pool: KeyPool;
+  readonly #store: StateStore;
+  readonly #now: () => number;
+  readonly #log: Logger;
+  #writes = new Set<Promise<void>>();
+  /** Changes learned here whose write has not finished: a reload must not undo them. */
+  readonly #unwritten = new Map<string, Effect>();
+  #reloading: Promise<void> | undefined;
+  #reloadAgain = false;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(pool: KeyPool, store: StateStore, options: { now: () => number; log: Logger }) {
+    this.#pool = pool;
+    this.#store = store;
+    this.#now = options.now;
+    this.#log = options.log;
+  }
+
+  get store(): StateStore {
+    return this.#store;
+  }
+
+  /** Loads the shared state and starts listening for other instances' changes. */
+  async start(): Promise<void> {
+    await this.reload();
+    this.#unsubscribe = this.#store.subscribe(() => void this.reload());
+  }
+
+  /** Applies an effect locally now and writes it through in the background. */
+  record(effect: Effect): void {
+    if (effect.type === "none") return;
+    this.#pool.apply(effect);
+    const id = effect.type === "cooldown"
+      ? `c\u0000${effect.record.project}\u0000${effect.record.model}`
+      : `d\u0000${effect.record.scope}\u0000${effect.record.id}`;
+    this.#unwritten.set(id, effect);
+    const write = effect.type === "cooldown"
+      ? this.#store.putCooldown(effect.record)
+      : this.#store.putDisablement(effect.record);
+    this.#track(
+      write.finally(() => {
+        if (this.#unwritten.get(id) === effect) this.#unwritten.delete(id);
+      }),
+      `${effect.type} write`,
+    );
+  }
+
+  /** An operator re-enables a key or project. */
+  async enable(scope: DisableScope, id: string): Promise<boolean> {
+    const local = this.#pool.removeDisablement(scope, id);
+    const stored = await this.#store.removeDisablement(scope, id);
+    return local || stored;
+  }
+
+  /** An operator clears cooldowns. */
+  async clearCooldowns(filter: { project?: string; model?: string }): Promise<number> {
+    const local = this.#pool.clearCooldowns(filter);
+    const stored = await this.#store.clearCooldowns(filter);
+    return Math.max(local, stored);
+  }
+
+  /** Reloads from the store; concurrent calls coalesce into at most one more load. */
+  reload(): Promise<void> {
+    if (this.#reloading) {
+      this.#reloadAgain = true;
+      return this.#reloading;
+    }
+    this.#reloading = (async () => {
+      do {
+        this.#reloadAgain = false;
+        try {
+          const state = await this.#store.load(this.#now());
+          // Keep what this instance learned but has not finished writing.
+          const cooldowns = [...state.cooldowns];
+          const disablements = [...state.disablements];
+          for (const effect of this.#unwritten.values()) {
+            if (effect.type === "cooldown") cooldowns.push(effect.record);
+            else if (effect.type === "disable") disablements.push(effect.record);
+          }
+          this.#pool.replaceState({ cooldowns, disablements }, this.#now());
+        } catch (error) {
+          this.#log.warn("state reload failed; keeping the local view", {
+            error: describeError(error),
+          });
+        }
+      } while (this.#reloadAgain);
+    })().finally(() => this.#reloading = undefined);
+    return this.#reloading;
+  }
+
+  /** Resolves when every write started so far has finished (tests, shutdown). */
+  async settled(): Promise<void> {
+    while (this.#writes.size > 0) await Promise.all(this.#writes);
+    await this.#reloading;
+  }
+
+  close(): void {
+    this.#unsubscribe?.();
+  }
+
+  #track(write: Promise<void>, what: string): void {
+    const tracked = write.catch((error) => {
+      this.#log.warn(`state ${what} failed; other instances may not see it yet`, {
+        error: describeError(error),
+      });
+    }).finally(() => this.#writes.delete(tracked));
+    this.#writes.add(tracked);
+  }
+}

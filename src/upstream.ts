@@ -1,0 +1,132 @@
+/**
+ * The request that goes to Google and the headers that come back to the client. The only code
+ * that writes a pool key anywhere: into one auth header of a request whose URL is built on the
+ * configured upstream origin and checked to still be on it.
+ *
+ * Intermediary rules: RFC 9110 §7.6.1 (Connection, hop-by-hop fields), §7.6.3 (Via).
+ */
+
+import type { PoolKey } from "./keys.ts";
+import type { RouteKind } from "./route.ts";
+
+/** Hop-by-hop fields (RFC 9110 §7.6.1) plus the ones a proxy must not forward as is. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/** Client request fields that never reach Google: credentials, cookies, and what fetch sets. */
+const REQUEST_DROP = new Set([
+  ...HOP_BY_HOP,
+  "host",
+  "content-length",
+  "accept-encoding",
+  "authorization",
+  "x-goog-api-key",
+  "x-access-token",
+  "cookie",
+  "forwarded",
+  "x-forwarded-for",
+  "x-forwarded-host",
+  "x-forwarded-proto",
+  "x-real-ip",
+]);
+
+/** Upstream response fields that do not describe what the client receives. */
+const RESPONSE_DROP = new Set([
+  ...HOP_BY_HOP,
+  // Deno's fetch decodes gzip/br but keeps these; the client gets the decoded bytes.
+  "content-encoding",
+  "content-length",
+  // Google's cookies and alternative services concern Google's host, not this proxy.
+  "set-cookie",
+  "alt-svc",
+]);
+
+const VIA = "1.1 gemini-key-rotator";
+
+/** Thrown when a URL would leave the configured upstream; never expected in practice. */
+export class UpstreamOriginError extends Error {}
+
+/**
+ * The upstream URL for a client path and raw query: the configured origin, the same path, and
+ * the query without any `key` parameter (the client's credential, never forwarded).
+ */
+export function upstreamUrl(origin: string, pathname: string, rawSearch: string): string {
+  const query = withoutKeyParam(rawSearch);
+  const url = `${origin}${pathname}${query}`;
+  // The path always starts with "/" after URL normalisation, so the origin cannot change; this
+  // check makes that a guarantee rather than an assumption.
+  if (new URL(url).origin !== origin || !pathname.startsWith("/")) {
+    throw new UpstreamOriginError("refusing to build an upstream URL off the configured origin");
+  }
+  return url;
+}
+
+/** The raw query minus `key=` parameters, other parameters byte for byte as the client sent. */
+export function withoutKeyParam(rawSearch: string): string {
+  if (rawSearch === "" || rawSearch === "?") return "";
+  const kept = rawSearch.slice(1).split("&").filter((part) => {
+    if (part === "") return false;
+    const name = part.split("=", 1)[0];
+    let decoded = name;
+    try {
+      decoded = decodeURIComponent(name.replaceAll("+", " "));
+    } catch { /* keep the raw name */ }
+    return decoded !== "key";
+  });
+  return kept.length ? `?${kept.join("&")}` : "";
+}
+
+/** Names listed in a Connection header, which are hop-by-hop for this message only. */
+function connectionTokens(headers: Headers): Set<string> {
+  const value = headers.get("connection");
+  if (!value) return new Set();
+  return new Set(value.split(",").map((token) => token.trim().toLowerCase()).filter(Boolean));
+}
+
+/**
+ * Headers for the upstream request: the client's end-to-end fields minus credentials, plus the
+ * pool key in the one header its surface expects.
+ */
+export function upstreamHeaders(client: Headers, key: PoolKey, kind: RouteKind): Headers {
+  const listed = connectionTokens(client);
+  const headers = new Headers();
+  for (const [name, value] of client) {
+    if (REQUEST_DROP.has(name) || listed.has(name) || name.startsWith("x-rotator-")) continue;
+    headers.set(name, value);
+  }
+  const via = client.get("via");
+  headers.set("via", via ? `${via}, ${VIA}` : VIA);
+  // Native endpoints reject a Bearer API key (401); the OpenAI-compatible ones require it.
+  if (kind === "openai") headers.set("authorization", `Bearer ${key.value}`);
+  else headers.set("x-goog-api-key", key.value);
+  return headers;
+}
+
+/**
+ * Headers for the client from the upstream response: end-to-end fields that still describe the
+ * body being sent, nothing that contains the key.
+ */
+export function clientHeaders(upstream: Headers, key: PoolKey): Headers {
+  const listed = connectionTokens(upstream);
+  const headers = new Headers();
+  for (const [name, value] of upstream) {
+    if (RESPONSE_DROP.has(name) || listed.has(name)) continue;
+    if (value.includes(key.value)) continue;
+    headers.set(name, value);
+  }
+  // A length is only true when the body was not decoded on the way (Deno keeps the encoded one).
+  const length = upstream.get("content-length");
+  if (length !== null && !upstream.has("content-encoding")) headers.set("content-length", length);
+  const via = upstream.get("via");
+  headers.set("via", via ? `${via}, ${VIA}` : VIA);
+  return headers;
+}

@@ -1,0 +1,114 @@
+/**
+ * Runs the real app on a real port in front of the mock upstream, for end-to-end tests: clients
+ * (fetch, @google/genai, openai) talk HTTP to it exactly as they would to the deployed rotator.
+ */
+
+import { type App, createApp } from "../src/app.ts";
+import type { Clock } from "../src/clock.ts";
+import { type Config, loadConfig } from "../src/config.ts";
+import { type PoolKey, toPoolKeys } from "../src/keys.ts";
+import type { StateStore } from "../src/state/store.ts";
+import type { ProxyObserver } from "../src/events.ts";
+import { type MockUpstream, startMockUpstream } from "./mock_upstream.ts";
+
+export const TOKEN = "test-access-token-0123456789";
+
+/** Test keys shaped like real ones, so the redaction of key-shaped text is exercised too. */
+export function testKey(name: string): string {
+  return `AIzaSy${name.padEnd(33, "x")}`.slice(0, 39);
+}
+
+export interface Rotator {
+  readonly url: string;
+  readonly app: App;
+  readonly config: Config;
+  readonly keys: readonly PoolKey[];
+  readonly mock: MockUpstream;
+  /** Log lines the app wrote. */
+  readonly logs: string[];
+  close(): Promise<void>;
+}
+
+export interface RotatorOptions {
+  /** API_KEYS entries (`KEY` or `project:KEY`). */
+  readonly keys: readonly string[];
+  readonly env?: Record<string, string>;
+  readonly clock?: Clock;
+  readonly store?: StateStore;
+  readonly mock?: MockUpstream;
+  readonly observers?: ProxyObserver[];
+}
+
+export async function startRotator(options: RotatorOptions): Promise<Rotator> {
+  const mock = options.mock ?? startMockUpstream();
+  const config = loadConfig({
+    API_KEYS: options.keys.join(","),
+    ACCESS_TOKEN: TOKEN,
+    GEMINI_API_BASE_URL: mock.url,
+    HOST: "127.0.0.1",
+    RETRY_BACKOFF_MS: "1",
+    ...options.env,
+  });
+  const keys = await toPoolKeys(config.keys);
+  const logs: string[] = [];
+  const app = await createApp({
+    config,
+    keys,
+    ...(options.store ? { store: options.store } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.observers ? { observers: options.observers } : {}),
+    writeLog: (line) => logs.push(line),
+    meta: { version: "test", entry: "test/harness.ts", platform: "test" },
+  });
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (request) => app.fetch(request),
+  );
+  return {
+    url: `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`,
+    app,
+    config,
+    keys,
+    mock,
+    logs,
+    async close() {
+      await server.shutdown();
+      await app.close();
+      if (!options.mock) await mock.close();
+    },
+  };
+}
+
+/** A clock that moves only when told; sleeps advance it instead of waiting. */
+export class FakeClock implements Clock {
+  constructor(public time = Date.UTC(2026, 10, 25, 18, 0, 0)) {}
+
+  now = (): number => this.time;
+
+  advance(ms: number): void {
+    this.time += ms;
+  }
+
+  sleep = (ms: number, signal?: AbortSignal): Promise<void> => {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    this.time += ms;
+    return Promise.resolve();
+  };
+}
+
+/** A generateContent call through the rotator, as a plain HTTP client would make it. */
+export function generate(
+  rotator: Rotator,
+  model = "gemini-2.5-flash",
+  init: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<Response> {
+  return fetch(`${rotator.url}/v1beta/models/${model}:generateContent`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-goog-api-key": init.token ?? TOKEN,
+      ...init.headers,
+    },
+    body: JSON.stringify(init.body ?? { contents: [{ parts: [{ text: "Hi" }] }] }),
+  });
+}
