@@ -88,6 +88,8 @@ export interface MockUpstream {
   requestsFor(key: string): RecordedRequest[];
   /** Resolves when the next request arrives. */
   nextRequest(): Promise<RecordedRequest>;
+  /** Resolves when a streamed answer is cancelled by its reader, or a pending request aborted. */
+  nextCancel(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -100,6 +102,11 @@ export function startMockUpstream(): MockUpstream {
   const waiters: ((r: RecordedRequest) => void)[] = [];
   let cancelledStreams = 0;
   const controllers = new Set<AbortController>();
+  const cancelWaiters: (() => void)[] = [];
+  const noteCancel = () => {
+    cancelledStreams++;
+    cancelWaiters.splice(0).forEach((resolve) => resolve());
+  };
 
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
     const url = new URL(req.url);
@@ -120,13 +127,14 @@ export function startMockUpstream(): MockUpstream {
     const behavior = queue && queue.length > 0
       ? (queue.length > 1 ? queue.shift()! : queue[0])
       : fallback;
-    return respond(behavior, recorded, url);
+    return respond(behavior, recorded, url, req.signal);
   });
 
   function respond(
     behavior: Behavior,
     req: RecordedRequest,
     url: URL,
+    signal: AbortSignal,
   ): Response | Promise<Response> {
     const sse = url.searchParams.get("alt") === "sse";
     const openaiStream = url.pathname.includes("/openai/") && /"stream"\s*:\s*true/.test(req.body);
@@ -153,6 +161,10 @@ export function startMockUpstream(): MockUpstream {
       case "hang": {
         const controller = new AbortController();
         controllers.add(controller);
+        signal.addEventListener("abort", () => {
+          noteCancel();
+          controller.abort();
+        });
         return new Promise<Response>((resolve) =>
           controller.signal.addEventListener("abort", () => resolve(new Response("closed")))
         );
@@ -188,8 +200,9 @@ export function startMockUpstream(): MockUpstream {
             }
           },
           cancel() {
-            cancelledStreams++;
             clearTimeout(timer);
+            controller.abort();
+            noteCancel();
           },
         });
         return new Response(body, {
@@ -219,6 +232,9 @@ export function startMockUpstream(): MockUpstream {
     },
     nextRequest() {
       return new Promise((resolve) => waiters.push(resolve));
+    },
+    nextCancel() {
+      return new Promise((resolve) => cancelWaiters.push(resolve));
     },
     async close() {
       for (const controller of controllers) controller.abort();
