@@ -17,7 +17,9 @@ import { type AppMeta, healthResponse } from "./health.ts";
 import type { PoolKey } from "./keys.ts";
 import { createLogger, describeError, type Logger, Redactor } from "./log.ts";
 import { KeyPool } from "./pool.ts";
+import { ResourceAffinity } from "./affinity.ts";
 import { type ProxyContext, proxyRequest } from "./proxy.ts";
+import { type AffinityStore, MemoryAffinityStore } from "./state/affinity_store.ts";
 import { matchGeminiRoute } from "./route.ts";
 import { MemoryStore } from "./state/memory.ts";
 import type { StateStore } from "./state/store.ts";
@@ -29,6 +31,8 @@ export interface AppDeps {
   /** Keys from the environment, already fingerprinted. */
   readonly keys: readonly PoolKey[];
   readonly store?: StateStore;
+  /** Where resource ownership is kept (files, caches, upload sessions); memory by default. */
+  readonly affinityStore?: AffinityStore;
   readonly fetch?: typeof fetch;
   readonly clock?: Clock;
   /** Where log lines go; defaults to console.log. */
@@ -85,6 +89,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     pool,
     sync,
     usage,
+    affinity: new ResourceAffinity(deps.affinityStore ?? new MemoryAffinityStore(), log),
     fetch: deps.fetch ?? fetch,
     clock,
     log,
@@ -104,7 +109,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       }
       return healthResponse(meta, pool, store.kind, clock.now());
     }
-    const gemini = matchGeminiRoute(url.pathname, url.searchParams);
+    const gemini = matchGeminiRoute(url.pathname, url.searchParams, request.headers);
     if (gemini) return await proxyRequest(request, url, gemini, proxy);
     await request.body?.cancel().catch(() => {});
     return errorResponse(

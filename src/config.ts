@@ -35,6 +35,8 @@ export interface Config {
   readonly spendCapCooldownMs: number;
   readonly disabledRecheckMs: number;
   readonly corsOrigins: readonly string[];
+  /** The rotator's public origin for URLs it hands out (upload sessions); default: as requested. */
+  readonly publicBaseUrl?: string;
   readonly logLevel: LogLevel;
   readonly logRequests: boolean;
 }
@@ -156,6 +158,9 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       365 * 24 * HOUR,
     ),
     corsOrigins: read.list("CORS_ORIGINS") ?? ["*"],
+    ...(read.string("PUBLIC_BASE_URL")
+      ? { publicBaseUrl: read.origin("PUBLIC_BASE_URL", "https://rotator.example.com") }
+      : {}),
     logLevel: read.oneOf("LOG_LEVEL", ["debug", "info", "warn", "error"] as const, "info"),
     logRequests: read.bool("LOG_REQUESTS", true),
   };

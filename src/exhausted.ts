@@ -6,10 +6,16 @@
 
 import { errorResponse, retryInfo } from "./errors.ts";
 import type { Recovery } from "./pool.ts";
+import type { AffinityRecord } from "./state/affinity_store.ts";
 import type { CooldownRecord } from "./state/records.ts";
 
 /** Why a model has no key, for the client's message and the log. */
-export type ExhaustedReason = "ALL_KEYS_COOLING" | "ALL_KEYS_DISABLED" | "NO_KEYS";
+export type ExhaustedReason =
+  | "ALL_KEYS_COOLING"
+  | "ALL_KEYS_DISABLED"
+  | "NO_KEYS"
+  | "OWNER_COOLING"
+  | "OWNER_UNAVAILABLE";
 
 export interface ExhaustedAnswer {
   readonly response: Response;
@@ -60,6 +66,52 @@ export function exhaustedAnswer(
       details: [retryInfo(retryMs)],
       headers: { "retry-after": retryAfterSeconds(retryMs) },
     }),
+  };
+}
+
+/**
+ * The answer when a request names a resource (a file, cached content...) and no key of the
+ * project that owns it can be used: another project's key could not see the resource.
+ */
+export function pinnedAnswer(
+  owner: AffinityRecord,
+  model: string,
+  recovery: Recovery | undefined,
+  now: number,
+): ExhaustedAnswer {
+  const what =
+    `${owner.name} belongs to project ${owner.project} (created with key ${owner.keyId})`;
+  const cause = recovery?.cause;
+  if (recovery && cause && "until" in cause && recovery.at !== Infinity) {
+    const retryMs = Math.max(0, recovery.at - now);
+    return {
+      reason: "OWNER_COOLING",
+      response: errorResponse(
+        429,
+        "RESOURCE_EXHAUSTED",
+        `${what}, and that project's keys are rate-limited for ${model || "this request"}: ` +
+          `${WINDOW_TEXT[cause.window]}. Keys of other projects cannot see it. The first key ` +
+          `recovers in ${formatDelay(retryMs)}.`,
+        {
+          reason: "OWNER_COOLING",
+          details: [retryInfo(retryMs)],
+          headers: { "retry-after": retryAfterSeconds(retryMs) },
+        },
+      ),
+    };
+  }
+  const why = recovery === undefined
+    ? "no key of that project is in the pool any more"
+    : `its keys are disabled (${cause && "reason" in cause ? cause.reason : "unavailable"})`;
+  return {
+    reason: "OWNER_UNAVAILABLE",
+    response: errorResponse(
+      503,
+      "UNAVAILABLE",
+      `${what}, but ${why}. Keys of other projects cannot see it: re-create it, or re-enable ` +
+        `that project's keys.`,
+      { reason: "OWNER_UNAVAILABLE" },
+    ),
   };
 }
 

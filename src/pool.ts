@@ -75,6 +75,8 @@ class ModelRing {
 export class KeyPool {
   #keys: PoolKey[] = [];
   #byId = new Map<string, number>();
+  #byProject = new Map<string, number[]>();
+  readonly #projectCursor = new Map<string, number>();
   readonly #cooldowns = new Map<string, Map<string, CooldownRecord>>();
   readonly #disabled: Record<DisableScope, Map<string, DisablementRecord>> = {
     key: new Map(),
@@ -105,6 +107,12 @@ export class KeyPool {
   setKeys(keys: readonly PoolKey[]): void {
     this.#keys = [...keys];
     this.#byId = new Map(this.#keys.map((key, index) => [key.id, index]));
+    this.#byProject = new Map();
+    this.#keys.forEach((key, index) => {
+      const list = this.#byProject.get(key.project);
+      if (list) list.push(index);
+      else this.#byProject.set(key.project, [index]);
+    });
     this.#generation++;
   }
 
@@ -298,6 +306,32 @@ export class KeyPool {
     }
     const fallback = otherProject ?? triedKey;
     return fallback === undefined ? undefined : this.#keys[fallback];
+  }
+
+  /**
+   * The next usable key of one project for `model` (a resource pins the request to the project
+   * that owns it), or undefined with the earliest recovery among that project's keys.
+   */
+  pickInProject(
+    model: string,
+    project: string,
+    now: number,
+  ): { key: PoolKey } | { key: undefined; recovery: Recovery | undefined } {
+    const indices = this.#byProject.get(project) ?? [];
+    const start = this.#projectCursor.get(project) ?? 0;
+    let recovery: Recovery | undefined;
+    for (let step = 0; step < indices.length; step++) {
+      const position = (start + step) % indices.length;
+      const key = this.#keys[indices[position]];
+      const off = this.unavailability(key, model, now);
+      if (!off) {
+        this.#projectCursor.set(project, position + 1);
+        return { key };
+      }
+      if (recovery === undefined || off.at < recovery.at) recovery = off;
+    }
+    // `recovery.at` is Infinity when every key of the project is out until an operator acts.
+    return { key: undefined, recovery };
   }
 
   /**

@@ -1,27 +1,37 @@
 /**
- * One proxied request, top to bottom: authenticate, read the body, pick a key, forward, classify
- * the answer, then retry on another key or answer. Decisions come from pure modules (classify,
- * cooldown, pool); this file performs the effects.
+ * One proxied request, top to bottom: authenticate, read the body, find who owns the resources
+ * it names, pick a key, forward, classify the answer, then retry on another key or answer.
+ * Decisions come from pure modules (classify, cooldown, pool, resources); this file performs the
+ * effects.
  *
  * Order of resort: another key (another project first after a quota hit); for server trouble a
  * short backoff; when no key is usable, a 429 with Retry-After (exhausted.ts).
  */
 
+import { expiryInAnswer, type Ownership, type ResourceAffinity } from "./affinity.ts";
 import { clientCredential, type TokenSet } from "./auth.ts";
 import { readBody } from "./body.ts";
-import { classify, type Outcome } from "./classify.ts";
+import { classify } from "./classify.ts";
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
 import { effectOf } from "./cooldown.ts";
 import { errorResponse } from "./errors.ts";
-import type { AttemptResult, ProxyObserver, RequestEvent } from "./events.ts";
-import { exhaustedAnswer, noKeysAnswer } from "./exhausted.ts";
+import type { AttemptResult, ProxyObserver } from "./events.ts";
+import { exhaustedAnswer, noKeysAnswer, pinnedAnswer } from "./exhausted.ts";
 import type { PoolKey } from "./keys.ts";
 import { describeError, type Logger } from "./log.ts";
-import type { KeyPool } from "./pool.ts";
+import type { KeyPool, Recovery } from "./pool.ts";
 import { relayBody, type RelayResult } from "./relay.ts";
+import { mayNameResources, resourcesInAnswer, resourcesInRequest } from "./resources.ts";
 import { type GeminiRoute, openAiBodyFields, type StreamMode } from "./route.ts";
 import type { StateSync } from "./state/sync.ts";
+import { Trace } from "./trace.ts";
+import {
+  isUploadChunk,
+  rewriteUploadUrl,
+  unknownUploadAnswer,
+  uploadKeyGoneAnswer,
+} from "./upload.ts";
 import { clientHeaders, upstreamHeaders, upstreamUrl } from "./upstream.ts";
 import { tokensFromTail, type UsageRecorder } from "./usage.ts";
 
@@ -31,6 +41,7 @@ export interface ProxyContext {
   readonly pool: KeyPool;
   readonly sync: StateSync;
   readonly usage: UsageRecorder;
+  readonly affinity: ResourceAffinity;
   readonly fetch: typeof fetch;
   readonly clock: Clock;
   readonly log: Logger;
@@ -39,62 +50,8 @@ export interface ProxyContext {
 
 /** Error bodies are small; more than this is not an error body worth reading whole. */
 const ERROR_BODY_LIMIT = 64 * 1024;
-
-/** Per-request bookkeeping for the log line and observers. */
-class Trace {
-  readonly keyIds: string[] = [];
-  attempts = 0;
-  upstreamMs?: number;
-  model: string;
-  readonly #t0 = performance.now();
-
-  constructor(
-    readonly request: Request,
-    readonly url: URL,
-    readonly route: GeminiRoute,
-    readonly ctx: ProxyContext,
-  ) {
-    this.model = route.model;
-  }
-
-  elapsed(): number {
-    return performance.now() - this.#t0;
-  }
-
-  /** Reports the finished request once: log line and observers. */
-  done(
-    status: number,
-    answeredBy: RequestEvent["answeredBy"],
-    extra: Partial<RequestEvent> = {},
-  ): void {
-    const event: RequestEvent = {
-      method: this.request.method,
-      path: this.url.pathname,
-      route: this.route.kind,
-      model: this.model,
-      status,
-      attempts: this.attempts,
-      keyIds: this.keyIds,
-      answeredBy,
-      durationMs: round(this.elapsed()),
-      end: "answered",
-      ...(this.upstreamMs !== undefined ? { upstreamMs: round(this.upstreamMs) } : {}),
-      ...extra,
-    };
-    for (const observer of this.ctx.observers) {
-      try {
-        observer.request?.(event);
-      } catch (error) {
-        this.ctx.log.error("observer failed", { error: describeError(error) });
-      }
-    }
-    if (this.ctx.config.logRequests) {
-      const { keyIds, ...fields } = event;
-      this.ctx.log.info("request", { ...fields, keys: keyIds });
-    }
-    this.ctx.usage.maybeFlush();
-  }
-}
+/** Resource-management answers read whole to learn the names they create. */
+const RESOURCE_ANSWER_LIMIT = 1024 * 1024;
 
 /** Answers one request for a Gemini API path. */
 export async function proxyRequest(
@@ -104,16 +61,16 @@ export async function proxyRequest(
   ctx: ProxyContext,
 ): Promise<Response> {
   const trace = new Trace(request, url, route, ctx);
-  const own = (response: Response, reason: string) => {
-    trace.done(response.status, "rotator", { reason });
-    return response;
-  };
+  const chunk = route.kind === "upload" && isUploadChunk(request.headers, url.searchParams);
+  const uploadName = chunk ? `upload:${url.searchParams.get("upload_id")}` : undefined;
+  const upload = uploadName ? await ctx.affinity.ownerOf([uploadName], ctx.clock.now()) : undefined;
 
-  if (
-    ctx.tokens.size > 0 && !ctx.tokens.matches(clientCredential(request.headers, url.searchParams))
-  ) {
+  const credential = clientCredential(request.headers, url.searchParams);
+  // py-genai sends no key with upload chunks: a session this rotator opened is the capability.
+  const byUploadSession = credential === undefined && upload?.kind === "owned";
+  if (ctx.tokens.size > 0 && !byUploadSession && !ctx.tokens.matches(credential)) {
     await request.body?.cancel().catch(() => {});
-    return own(
+    return trace.own(
       errorResponse(
         401,
         "UNAUTHENTICATED",
@@ -127,18 +84,14 @@ export async function proxyRequest(
   if (ctx.pool.size === 0) {
     await request.body?.cancel().catch(() => {});
     const { response, reason } = noKeysAnswer();
-    return own(response, reason);
+    return trace.own(response, reason);
   }
+  if (chunk) return await forwardUploadChunk(request, url, upload, trace, ctx);
 
   const body = await readBody(request, ctx.config.maxBodyBytes);
   if (!body.ok) {
-    if (body.reason === "aborted") {
-      return own(
-        errorResponse(499, "CANCELLED", "The client closed the request."),
-        "CLIENT_CLOSED",
-      );
-    }
-    return own(
+    if (body.reason === "aborted") return trace.clientClosed();
+    return trace.own(
       errorResponse(
         413,
         "INVALID_ARGUMENT",
@@ -156,8 +109,27 @@ export async function proxyRequest(
     if (fields.model) trace.model = fields.model;
     stream = fields.stream ? "sse" : "none";
   }
-  const target = upstreamUrl(ctx.config.upstreamOrigin, url.pathname, url.search);
+  const names = resourcesInRequest(route.resource, body.bytes);
+  const ownership: Ownership = await ctx.affinity.ownerOf(names, ctx.clock.now());
+  if (ownership.kind === "conflict") {
+    return trace.own(
+      errorResponse(
+        400,
+        "INVALID_ARGUMENT",
+        `The request names resources of different Google Cloud projects (${
+          ownership.records.map((r) => `${r.name}: key ${r.keyId}`).join(", ")
+        }); no single key can reach them all. Re-create them with one key.`,
+        { reason: "RESOURCES_IN_DIFFERENT_PROJECTS" },
+      ),
+      "RESOURCES_IN_DIFFERENT_PROJECTS",
+    );
+  }
+
+  const target = upstreamUrl(ctx.config.upstreamOrigin, route.upstreamPath, url.search);
   const payload = request.method === "GET" || request.method === "HEAD" ? undefined : body.bytes;
+  const pinned = ownership.kind === "owned" ? ownership.record : undefined;
+  // Names nobody recorded: the owner is found by trying projects until one can see them.
+  const discovering = ownership.kind === "unknown";
 
   const started = ctx.clock.now();
   const avoidProjects = new Set<string>();
@@ -168,16 +140,15 @@ export async function proxyRequest(
   for (let attempt = 1; attempt <= ctx.config.maxAttempts; attempt++) {
     if (attempt > 1 && ctx.clock.now() - started >= ctx.config.retryBudgetMs) break;
     const now = ctx.clock.now();
-    const key = ctx.pool.pick(trace.model, now, { avoidKeys: tried, avoidProjects });
-    if (!key) {
-      const { response, reason } = exhaustedAnswer(
-        trace.model,
-        ctx.pool.size,
-        ctx.pool.nextRecovery(trace.model, now),
-        now,
-      );
-      return own(response, reason);
+    const choice = choose(now);
+    if (!choice.key) {
+      if (last.outcome === "client_error" && last.passThrough) return last.passThrough();
+      const { response, reason } = pinned
+        ? pinnedAnswer(pinned, trace.model, choice.recovery, now)
+        : exhaustedAnswer(trace.model, ctx.pool.size, choice.recovery, now);
+      return trace.own(response, reason);
     }
+    const key = choice.key;
     trace.attempts = attempt;
     trace.keyIds.push(key.id);
     tried.add(key.id);
@@ -189,12 +160,7 @@ export async function proxyRequest(
     if ("error" in answer) {
       const result: AttemptResult = answer.timedOut ? "timeout" : "network_error";
       report(key, 0, result);
-      if (request.signal.aborted) {
-        return own(
-          errorResponse(499, "CANCELLED", "The client closed the request."),
-          "CLIENT_CLOSED",
-        );
-      }
+      if (request.signal.aborted) return trace.clientClosed();
       ctx.log.warn("upstream request failed", { key: key.id, error: describeError(answer.error) });
       last = { outcome: result };
       if (answer.timedOut) break;
@@ -204,7 +170,7 @@ export async function proxyRequest(
     }
 
     const upstream = answer.response;
-    if (upstream.status < 400) return succeed(key, upstream);
+    if (upstream.status < 400) return await succeed(key, upstream);
 
     const text = await readLimitedText(upstream, ERROR_BODY_LIMIT);
     const outcome = classify({ status: upstream.status, body: text });
@@ -229,7 +195,14 @@ export async function proxyRequest(
     };
     last = { outcome: outcome.kind, passThrough };
 
-    if (outcome.kind === "client_error") return passThrough();
+    if (outcome.kind === "client_error") {
+      // A resource another project created looks missing (403/404) to this one: try another.
+      if (discovering && (upstream.status === 403 || upstream.status === 404)) {
+        avoidProjects.add(key.project);
+        if (pickOtherProject()) continue;
+      }
+      return passThrough();
+    }
     if (outcome.kind === "not_key") {
       ctx.log.warn("upstream refused for a reason no key can fix", {
         reason: outcome.reason,
@@ -256,24 +229,27 @@ export async function proxyRequest(
   // Attempts or time budget ran out.
   if (last.outcome === "network_error" || last.outcome === "timeout") {
     const timedOut = last.outcome === "timeout";
-    return own(
+    const reason = timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE";
+    return trace.own(
       errorResponse(
         timedOut ? 504 : 502,
         timedOut ? "DEADLINE_EXCEEDED" : "UNAVAILABLE",
         timedOut
           ? `The Gemini API did not answer within ${ctx.config.upstreamTimeoutMs} ms.`
           : "The Gemini API could not be reached. Retry shortly.",
-        { reason: timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE" },
+        { reason },
       ),
-      timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE",
+      reason,
     );
   }
-  if (last.outcome === "transient" && last.passThrough) return last.passThrough();
+  if ((last.outcome === "transient" || last.outcome === "client_error") && last.passThrough) {
+    return last.passThrough();
+  }
   const now = ctx.clock.now();
-  const recovery = ctx.pool.nextRecovery(trace.model, now);
-  if (recovery && recovery.at <= now) {
+  const recovery = choose(now).recovery;
+  if (!pinned && recovery === undefined && ctx.pool.pick(trace.model, now)) {
     // Keys remain that were not tried: the attempt limit, not the pool, ran out.
-    return own(
+    return trace.own(
       errorResponse(
         429,
         "RESOURCE_EXHAUSTED",
@@ -284,8 +260,29 @@ export async function proxyRequest(
       "ATTEMPTS_EXHAUSTED",
     );
   }
-  const { response, reason } = exhaustedAnswer(trace.model, ctx.pool.size, recovery, now);
-  return own(response, reason);
+  const { response, reason } = pinned
+    ? pinnedAnswer(pinned, trace.model, recovery, now)
+    : exhaustedAnswer(trace.model, ctx.pool.size, recovery, now);
+  return trace.own(response, reason);
+
+  /** The next key: from the owning project when pinned, else round-robin over the pool. */
+  function choose(now: number): { key: PoolKey; recovery?: undefined } | {
+    key?: undefined;
+    recovery: Recovery | undefined;
+  } {
+    if (pinned) {
+      const choice = ctx.pool.pickInProject(trace.model, pinned.project, now);
+      return choice.key ? { key: choice.key } : { recovery: choice.recovery };
+    }
+    const key = ctx.pool.pick(trace.model, now, { avoidKeys: tried, avoidProjects });
+    return key ? { key } : { recovery: ctx.pool.nextRecovery(trace.model, now) };
+  }
+
+  /** Whether a usable key outside the projects already tried exists (resource discovery). */
+  function pickOtherProject(): boolean {
+    const candidate = ctx.pool.pick(trace.model, ctx.clock.now(), { avoidProjects });
+    return candidate !== undefined && !avoidProjects.has(candidate.project);
+  }
 
   /** One upstream call; the timeout covers the wait for response headers only. */
   async function send(
@@ -313,22 +310,7 @@ export async function proxyRequest(
   }
 
   function report(key: PoolKey, status: number, result: AttemptResult) {
-    ctx.usage.count(key.id, trace.model, {
-      requests: 1,
-      ...(result === "ok" ? { successes: 1 } : {}),
-      ...(status === 429 || result === "quota" ? { rateLimited: 1 } : {}),
-      ...(result !== "ok" && result !== "quota" ? { errors: 1 } : {}),
-    });
-    const event = {
-      keyId: key.id,
-      project: key.project,
-      model: trace.model,
-      route: route.kind,
-      status,
-      result,
-      latencyMs: round(trace.upstreamMs ?? 0),
-    };
-    for (const observer of ctx.observers) observer.attempt?.(event);
+    trace.attempt(key, status, result);
   }
 
   async function backoff(retry: number): Promise<boolean> {
@@ -342,17 +324,39 @@ export async function proxyRequest(
     }
   }
 
-  function succeed(key: PoolKey, upstream: Response): Response {
+  async function succeed(key: PoolKey, upstream: Response): Promise<Response> {
     report(key, upstream.status, "ok");
     const headers = clientHeaders(upstream.headers, key);
     if (stream !== "none") headers.delete("content-length");
     headers.set("x-rotator-key", key.id);
     headers.set("x-rotator-attempts", String(trace.attempts));
+    const now = ctx.clock.now();
+    if (route.kind === "upload") {
+      const id = rewriteUploadUrl(headers, ctx.config.publicBaseUrl ?? url.origin);
+      if (id) ctx.affinity.remember([`upload:${id}`], key, now);
+    }
+    if (discovering && names.length > 0) ctx.affinity.remember(names, key, now);
+    if (request.method === "DELETE") names.forEach((name) => ctx.affinity.forget(name));
+
     if (upstream.body === null) {
       trace.done(upstream.status, "upstream");
       return new Response(null, { status: upstream.status, headers });
     }
-    const relayed = relayBody(upstream.body, {
+    let body: ReadableStream<Uint8Array> = upstream.body;
+    if (stream === "none" && mayNameResources(request.method, route.resource)) {
+      // Small management answers: read whole to learn which resources this key's project owns.
+      const read = await readUpTo(body, RESOURCE_ANSWER_LIMIT);
+      if (read.complete) {
+        const text = new TextDecoder().decode(read.bytes);
+        const created = resourcesInAnswer(text);
+        const expiry = created.length === 1 ? expiryInAnswer(text) : undefined;
+        ctx.affinity.remember(created, key, now, expiry);
+        trace.done(upstream.status, "upstream");
+        return new Response(read.bytes, { status: upstream.status, headers });
+      }
+      body = read.stream;
+    }
+    const relayed = relayBody(body, {
       mode: stream,
       idleTimeoutMs: ctx.config.streamIdleTimeoutMs,
       onEnd: (result: RelayResult) => {
@@ -364,7 +368,7 @@ export async function proxyRequest(
         trace.done(upstream.status, "upstream", {
           end: result.end,
           ...(result.firstChunkMs !== undefined
-            ? { firstByteMs: round((trace.upstreamMs ?? 0) + result.firstChunkMs) }
+            ? { firstByteMs: Math.round((trace.upstreamMs ?? 0) + result.firstChunkMs) }
             : {}),
         });
       },
@@ -373,17 +377,140 @@ export async function proxyRequest(
   }
 }
 
+/**
+ * A chunk of a resumable upload: streamed to Google with the key that opened the session, no
+ * buffering and no retry; the final chunk's answer names the file, which is then pinned too.
+ */
+async function forwardUploadChunk(
+  request: Request,
+  url: URL,
+  upload: Ownership | undefined,
+  trace: Trace,
+  ctx: ProxyContext,
+): Promise<Response> {
+  if (upload?.kind !== "owned") {
+    await request.body?.cancel().catch(() => {});
+    return trace.own(unknownUploadAnswer(), "UNKNOWN_UPLOAD");
+  }
+  const now = ctx.clock.now();
+  const key = ctx.pool.key(upload.record.keyId);
+  const off = key && ctx.pool.unavailability(key, "", now);
+  if (!key || (off && !("until" in off.cause))) {
+    await request.body?.cancel().catch(() => {});
+    return trace.own(
+      uploadKeyGoneAnswer(key, key ? "is disabled" : "was removed"),
+      "UPLOAD_KEY_UNAVAILABLE",
+    );
+  }
+  trace.attempts = 1;
+  trace.keyIds.push(key.id);
+  const headers = upstreamHeaders(request.headers, key, "upload");
+  const length = request.headers.get("content-length");
+  if (length !== null) headers.set("content-length", length);
+  const sent = performance.now();
+  let upstream: Response;
+  try {
+    upstream = await ctx.fetch(
+      upstreamUrl(ctx.config.upstreamOrigin, url.pathname, url.search),
+      {
+        method: request.method,
+        headers,
+        body: request.body,
+        redirect: "manual",
+        signal: request.signal,
+      },
+    );
+  } catch (error) {
+    trace.attempt(key, 0, "network_error");
+    if (request.signal.aborted) return trace.clientClosed();
+    ctx.log.warn("upload chunk failed", { key: key.id, error: describeError(error) });
+    return trace.own(
+      errorResponse(
+        502,
+        "UNAVAILABLE",
+        "The upload chunk could not be sent to the Gemini API; resume the upload from the last acknowledged offset.",
+        {
+          reason: "UPSTREAM_UNREACHABLE",
+        },
+      ),
+      "UPSTREAM_UNREACHABLE",
+    );
+  }
+  trace.upstreamMs = performance.now() - sent;
+  trace.attempt(key, upstream.status, upstream.status < 400 ? "ok" : "client_error");
+  const text = await readLimitedText(upstream, RESOURCE_ANSWER_LIMIT);
+  if (upstream.headers.get("x-goog-upload-status") === "final" && upstream.status < 400) {
+    const created = resourcesInAnswer(text);
+    ctx.affinity.remember(created, key, ctx.clock.now(), expiryInAnswer(text));
+  }
+  const responseHeaders = clientHeaders(upstream.headers, key);
+  responseHeaders.delete("content-length");
+  trace.done(upstream.status, "upstream");
+  return new Response(text.replaceAll(key.value, "[REDACTED]"), {
+    status: upstream.status,
+    headers: responseHeaders,
+  });
+}
+
+/**
+ * Reads a body whole if it is at most `limit` bytes; otherwise gives back a stream that yields
+ * what was read followed by the rest, so nothing is lost.
+ */
+async function readUpTo(
+  body: ReadableStream<Uint8Array>,
+  limit: number,
+): Promise<
+  { complete: true; bytes: Uint8Array<ArrayBuffer> } | {
+    complete: false;
+    stream: ReadableStream<Uint8Array>;
+  }
+> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    total += value.byteLength;
+    if (total > limit) {
+      return {
+        complete: false,
+        stream: new ReadableStream<Uint8Array>({
+          pull(controller) {
+            const next = chunks.shift();
+            if (next) return controller.enqueue(next);
+            return reader.read().then(({ done, value }) => {
+              if (done) controller.close();
+              else controller.enqueue(value);
+            });
+          },
+          cancel: (reason) => reader.cancel(reason),
+        }),
+      };
+    }
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return { complete: true, bytes };
+}
+
 /** Reads at most `limit` bytes of a body as text and releases the rest. */
 async function readLimitedText(response: Response, limit: number): Promise<string> {
   if (!response.body) return "";
   const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
+  const decoder = new TextDecoder();
+  let text = "";
   let total = 0;
   try {
     while (total < limit) {
       const { done, value } = await reader.read();
       if (done) break;
-      chunks.push(value);
+      text += decoder.decode(value, { stream: true });
       total += value.byteLength;
     }
   } catch {
@@ -391,13 +518,5 @@ async function readLimitedText(response: Response, limit: number): Promise<strin
   } finally {
     reader.cancel().catch(() => {});
   }
-  const decoder = new TextDecoder();
-  return chunks.map((chunk) => decoder.decode(chunk, { stream: true })).join("") +
-    decoder.decode();
+  return text + decoder.decode();
 }
-
-function round(ms: number): number {
-  return Math.round(ms * 10) / 10;
-}
-
-export type { Outcome };

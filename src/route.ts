@@ -23,6 +23,8 @@ export interface GeminiRoute {
   /** RPC-style method after `:`, e.g. `generateContent`, or "". */
   readonly method: string;
   readonly stream: StreamMode;
+  /** The path to request upstream (differs from the client's for the `/v1/...` OpenAI aliases). */
+  readonly upstreamPath: string;
 }
 
 /** Model scope for requests that name no model (files, model lists). */
@@ -31,14 +33,28 @@ export const NO_MODEL = "";
 const GEMINI_PATH = /^\/(?:(upload|download)\/)?(v1(?:alpha|beta)?\d*)(?:\/(.*))?$/;
 const MODEL_RESOURCE = /^(models|tunedModels)\/([^/:]+)(?::([A-Za-z]+))?$/;
 
+/** OpenAI-style paths under a bare `/v1/` that tools with a fixed "OpenAI base URL" call. */
+const OPENAI_ALIAS = /^\/v1\/(chat\/completions|embeddings|models(?:\/[^/]+)?)$/;
+
 /**
  * The Gemini route for a normalised URL path and its query, or undefined when the path is not a
  * Gemini API path (then nothing may be sent upstream).
+ *
+ * `/v1/chat/completions`, `/v1/embeddings` and `/v1/models` also answer as the OpenAI-compatible
+ * surface. `/v1/models` is a native path too (@google/genai 3.x lists models there with
+ * x-goog-api-key): it is taken as OpenAI's only when the client authenticates the OpenAI way
+ * (a Bearer token and no x-goog-api-key or ?key=).
  */
 export function matchGeminiRoute(
   pathname: string,
   search: URLSearchParams,
+  headers?: Headers,
 ): GeminiRoute | undefined {
+  const alias = OPENAI_ALIAS.exec(pathname);
+  if (alias && (!alias[1].startsWith("models") || openAiStyleAuth(headers, search))) {
+    const route = matchGeminiRoute(`/v1beta/openai/${alias[1]}`, search);
+    return route && { ...route, upstreamPath: `/v1beta/openai/${alias[1]}` };
+  }
   const match = GEMINI_PATH.exec(pathname);
   if (!match) return undefined;
   const [, prefix, version, rest = ""] = match;
@@ -46,7 +62,15 @@ export function matchGeminiRoute(
   if (resource === undefined || resource === "") return undefined;
 
   if (prefix) {
-    return { kind: "upload", version, resource, model: NO_MODEL, method: "", stream: "none" };
+    return {
+      kind: "upload",
+      version,
+      resource,
+      model: NO_MODEL,
+      method: "",
+      stream: "none",
+      upstreamPath: pathname,
+    };
   }
   if (resource === "openai" || resource.startsWith("openai/")) {
     const openaiPath = resource.slice("openai/".length);
@@ -59,6 +83,7 @@ export function matchGeminiRoute(
       method: openaiPath,
       // Decided from the JSON body's `stream` field once it is read.
       stream: "none",
+      upstreamPath: pathname,
     };
   }
 
@@ -71,7 +96,13 @@ export function matchGeminiRoute(
   const stream: StreamMode = method === "streamGenerateContent"
     ? (alt.toLowerCase() === "sse" ? "sse" : "json-array")
     : "none";
-  return { kind: "native", version, resource, model, method, stream };
+  return { kind: "native", version, resource, model, method, stream, upstreamPath: pathname };
+}
+
+function openAiStyleAuth(headers: Headers | undefined, search: URLSearchParams): boolean {
+  if (!headers) return false;
+  return /^\s*Bearer\s/i.test(headers.get("authorization") ?? "") &&
+    !headers.get("x-goog-api-key") && !search.has("key");
 }
 
 /** OpenAI-compatible bodies name the model as `gemini-x` or `models/gemini-x`. */
