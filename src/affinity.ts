@@ -7,7 +7,7 @@
 
 import type { Logger } from "./log.ts";
 import { describeError } from "./log.ts";
-import type { AffinityRecord, AffinityStore } from "./state/affinity_store.ts";
+import { type AffinityRecord, type AffinityStore, collectionOf } from "./state/affinity_store.ts";
 
 /** Who owns the resources a request names. */
 export type Ownership =
@@ -58,7 +58,7 @@ export class ResourceAffinity {
     expiresAt?: number,
   ): void {
     for (const name of names) {
-      const collection = name.startsWith("upload:") ? "upload" : name.split("/", 1)[0];
+      const collection = collectionOf(name);
       const record: AffinityRecord = {
         name,
         keyId: owner.id,
@@ -73,6 +73,16 @@ export class ResourceAffinity {
       this.#store.put(record).catch((error) =>
         this.#log.warn("resource affinity write failed", { name, error: describeError(error) })
       );
+    }
+  }
+
+  /** Projects holding live resources of a collection, for listings. */
+  async projectsOwning(collection: string, now: number): Promise<Set<string>> {
+    try {
+      return await this.#store.projectsOwning(collection, now);
+    } catch (error) {
+      this.#log.warn("resource affinity scan failed", { error: describeError(error) });
+      return new Set();
     }
   }
 

@@ -6,8 +6,13 @@
 
 import { errorResponse, retryInfo } from "./errors.ts";
 import type { Recovery } from "./pool.ts";
-import type { AffinityRecord } from "./state/affinity_store.ts";
 import type { CooldownRecord } from "./state/records.ts";
+
+/** A request that must go out with a key of one project, and why (for the client's message). */
+export interface Pin {
+  readonly project: string;
+  readonly why: string;
+}
 
 /** Why a model has no key, for the client's message and the log. */
 export type ExhaustedReason =
@@ -74,13 +79,12 @@ export function exhaustedAnswer(
  * project that owns it can be used: another project's key could not see the resource.
  */
 export function pinnedAnswer(
-  owner: AffinityRecord,
+  pin: Pin,
   model: string,
   recovery: Recovery | undefined,
   now: number,
 ): ExhaustedAnswer {
-  const what =
-    `${owner.name} belongs to project ${owner.project} (created with key ${owner.keyId})`;
+  const what = pin.why;
   const cause = recovery?.cause;
   if (recovery && cause && "until" in cause && recovery.at !== Infinity) {
     const retryMs = Math.max(0, recovery.at - now);

@@ -17,10 +17,11 @@ import type { Config } from "./config.ts";
 import { effectOf } from "./cooldown.ts";
 import { errorResponse } from "./errors.ts";
 import type { AttemptResult, ProxyObserver } from "./events.ts";
-import { exhaustedAnswer, noKeysAnswer, pinnedAnswer } from "./exhausted.ts";
+import { exhaustedAnswer, noKeysAnswer, type Pin, pinnedAnswer } from "./exhausted.ts";
 import type { PoolKey } from "./keys.ts";
 import { describeError, type Logger } from "./log.ts";
 import type { KeyPool, Recovery } from "./pool.ts";
+import { listAcrossProjects, listedCollection } from "./listing.ts";
 import { relayBody, type RelayResult } from "./relay.ts";
 import { mayNameResources, resourcesInAnswer, resourcesInRequest } from "./resources.ts";
 import { type GeminiRoute, openAiBodyFields, type StreamMode } from "./route.ts";
@@ -127,7 +128,28 @@ export async function proxyRequest(
 
   const target = upstreamUrl(ctx.config.upstreamOrigin, route.upstreamPath, url.search);
   const payload = request.method === "GET" || request.method === "HEAD" ? undefined : body.bytes;
-  const pinned = ownership.kind === "owned" ? ownership.record : undefined;
+  let pinned: Pin | undefined = ownership.kind === "owned"
+    ? {
+      project: ownership.record.project,
+      why: `${ownership.record.name} belongs to project ${ownership.record.project} (created ` +
+        `with key ${ownership.record.keyId})`,
+    }
+    : undefined;
+  const listing = listedCollection(request.method, route.resource, url.searchParams);
+  if (listing && !pinned) {
+    const owners = await ctx.affinity.projectsOwning(listing, ctx.clock.now());
+    if (owners.size > 1) {
+      return await listAcrossProjects(listing, [...owners], target, request, trace, ctx);
+    }
+    // The one project holding this collection's resources is the one whose listing matters.
+    if (owners.size === 1) {
+      const [project] = owners;
+      pinned = {
+        project,
+        why: `the ${listing} made through the rotator are in project ${project}`,
+      };
+    }
+  }
   // Names nobody recorded: the owner is found by trying projects until one can see them.
   const discovering = ownership.kind === "unknown";
 
@@ -149,6 +171,10 @@ export async function proxyRequest(
       return trace.own(response, reason);
     }
     const key = choice.key;
+    if (discovering && last.outcome === "client_error" && avoidProjects.has(key.project)) {
+      // Every project was asked and none could see the resource: Google's answer stands.
+      return last.passThrough!();
+    }
     trace.attempts = attempt;
     trace.keyIds.push(key.id);
     tried.add(key.id);
@@ -199,7 +225,7 @@ export async function proxyRequest(
       // A resource another project created looks missing (403/404) to this one: try another.
       if (discovering && (upstream.status === 403 || upstream.status === 404)) {
         avoidProjects.add(key.project);
-        if (pickOtherProject()) continue;
+        continue;
       }
       return passThrough();
     }
@@ -276,12 +302,6 @@ export async function proxyRequest(
     }
     const key = ctx.pool.pick(trace.model, now, { avoidKeys: tried, avoidProjects });
     return key ? { key } : { recovery: ctx.pool.nextRecovery(trace.model, now) };
-  }
-
-  /** Whether a usable key outside the projects already tried exists (resource discovery). */
-  function pickOtherProject(): boolean {
-    const candidate = ctx.pool.pick(trace.model, ctx.clock.now(), { avoidProjects });
-    return candidate !== undefined && !avoidProjects.has(candidate.project);
   }
 
   /** One upstream call; the timeout covers the wait for response headers only. */

@@ -4,6 +4,8 @@
  * test/fixtures/gemini-errors/, and records every request it receives.
  */
 
+import { MockResources } from "./mock_resources.ts";
+
 const FIXTURES = new URL("./fixtures/gemini-errors/", import.meta.url);
 
 /** Real error bodies by short name, with the HTTP status each came with. */
@@ -72,11 +74,16 @@ export interface RecordedRequest {
   /** The credential the request carried (header or Bearer), if any. */
   readonly key: string | undefined;
   readonly body: string;
+  readonly bytes: Uint8Array;
   readonly at: number;
 }
 
 export interface MockUpstream {
   readonly url: string;
+  /** Files, caches, batches and upload sessions, owned per project. */
+  readonly resources: MockResources;
+  /** Says which project a key belongs to (default: each key is its own project). */
+  setProject(key: string, project: string): void;
   readonly requests: RecordedRequest[];
   /** Streams whose reader went away before the end (client cancelled). */
   readonly cancelledStreams: number;
@@ -108,17 +115,21 @@ export function startMockUpstream(): MockUpstream {
     cancelWaiters.splice(0).forEach((resolve) => resolve());
   };
 
+  const projects = new Map<string, string>();
+  let resources: MockResources;
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
     const url = new URL(req.url);
     const key = req.headers.get("x-goog-api-key") ??
       /^Bearer (.+)$/.exec(req.headers.get("authorization") ?? "")?.[1] ?? undefined;
+    const bytes = req.body ? new Uint8Array(await req.arrayBuffer()) : new Uint8Array();
     const recorded: RecordedRequest = {
       method: req.method,
       path: url.pathname,
       search: url.search,
       headers: req.headers,
       key,
-      body: req.body ? await req.text() : "",
+      body: new TextDecoder().decode(bytes),
+      bytes,
       at: Date.now(),
     };
     requests.push(recorded);
@@ -140,8 +151,22 @@ export function startMockUpstream(): MockUpstream {
     const openaiStream = url.pathname.includes("/openai/") && /"stream"\s*:\s*true/.test(req.body);
     const streaming = url.pathname.endsWith(":streamGenerateContent") || openaiStream;
     switch (behavior.type) {
-      case "ok":
-        return okAnswer(url, req, behavior.text ?? "Hello from the mock");
+      case "ok": {
+        const project = req.key === undefined ? undefined : projects.get(req.key) ?? req.key;
+        return resources.handle(req.method, url, req.headers, req.bytes, project).then(
+          (answer) => {
+            if (answer) return answer;
+            if (/:(generateContent|streamGenerateContent|countTokens)$/.test(url.pathname)) {
+              const denied = resources.checkAccess(req.body, project);
+              if (denied) return denied;
+            }
+            if (url.pathname.endsWith(":batchGenerateContent") && project) {
+              return resources.createBatch(project, url.pathname.split("/").pop()!.split(":")[0]);
+            }
+            return okAnswer(url, req, behavior.text ?? "Hello from the mock");
+          },
+        );
+      }
       case "error": {
         const { status, body } = fixture(behavior.fixture);
         // Before any data, Gemini's SSE endpoint sends errors with the stream's content type.
@@ -215,8 +240,13 @@ export function startMockUpstream(): MockUpstream {
   }
 
   const addr = server.addr as Deno.NetAddr;
+  resources = new MockResources(`http://127.0.0.1:${addr.port}`);
   return {
     url: `http://127.0.0.1:${addr.port}`,
+    resources,
+    setProject(key, project) {
+      projects.set(key, project);
+    },
     requests,
     get cancelledStreams() {
       return cancelledStreams;

@@ -13,9 +13,12 @@ function contract(name: string, open: () => Promise<{ store: AffinityStore; clos
       await store.put(record);
       assert.deepEqual(await store.get("files/abc", NOW), record);
       assert.equal(await store.get("files/abc", NOW + 60_000), undefined, "expired");
-      await store.put({ ...record, name: "files/other" });
+      await store.put({ ...record, name: "files/other", project: "p2" });
+      await store.put({ ...record, name: "cachedContents/c", project: "p3" });
+      assert.deepEqual([...await store.projectsOwning("files", NOW)].sort(), ["p1", "p2"]);
       await store.delete("files/other");
       assert.equal(await store.get("files/other", NOW), undefined);
+      assert.deepEqual([...await store.projectsOwning("files", NOW)], ["p1"]);
     } finally {
       close();
     }
