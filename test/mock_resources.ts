@@ -46,20 +46,20 @@ export class MockResources {
   readonly chunkSizes: number[] = [];
   #next = 1;
 
-  constructor(readonly baseUrl: string) {}
+  constructor(readonly origin: () => string) {}
 
   #id(prefix: string): string {
     return `${prefix}${(this.#next++).toString(36).padStart(6, "0")}`;
   }
 
   /** Answers resource requests; undefined when the path is not one of them. */
-  async handle(
+  handle(
     method: string,
     url: URL,
     headers: Headers,
     body: Uint8Array,
     project: string | undefined,
-  ): Promise<Response | undefined> {
+  ): Response | undefined {
     const path = url.pathname;
     const command = headers.get("x-goog-upload-command") ?? "";
     if (/^\/upload\/v1\w*\/files$/.test(path)) return this.#upload(url, command, body, project);
@@ -108,7 +108,7 @@ export class MockResources {
       return new Response(null, {
         headers: {
           "x-goog-upload-url":
-            `${this.baseUrl}${url.pathname}?upload_id=${id}&upload_protocol=resumable`,
+            `${this.origin()}${url.pathname}?upload_id=${id}&upload_protocol=resumable`,
           "x-goog-upload-status": "active",
           "x-goog-upload-chunk-granularity": "8388608",
         },
@@ -136,7 +136,7 @@ export class MockResources {
     const fileId = this.#id("file");
     const file: MockFile = {
       name: `files/${fileId}`,
-      uri: `${this.baseUrl}/v1beta/files/${fileId}`,
+      uri: `${this.origin()}/v1beta/files/${fileId}`,
       mimeType: session.mimeType,
       sizeBytes: String(session.bytes),
       state: "ACTIVE",

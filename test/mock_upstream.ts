@@ -116,7 +116,8 @@ export function startMockUpstream(): MockUpstream {
   };
 
   const projects = new Map<string, string>();
-  let resources: MockResources;
+  let origin = "";
+  const resources = new MockResources(() => origin);
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
     const url = new URL(req.url);
     const key = req.headers.get("x-goog-api-key") ??
@@ -153,19 +154,16 @@ export function startMockUpstream(): MockUpstream {
     switch (behavior.type) {
       case "ok": {
         const project = req.key === undefined ? undefined : projects.get(req.key) ?? req.key;
-        return resources.handle(req.method, url, req.headers, req.bytes, project).then(
-          (answer) => {
-            if (answer) return answer;
-            if (/:(generateContent|streamGenerateContent|countTokens)$/.test(url.pathname)) {
-              const denied = resources.checkAccess(req.body, project);
-              if (denied) return denied;
-            }
-            if (url.pathname.endsWith(":batchGenerateContent") && project) {
-              return resources.createBatch(project, url.pathname.split("/").pop()!.split(":")[0]);
-            }
-            return okAnswer(url, req, behavior.text ?? "Hello from the mock");
-          },
-        );
+        const answer = resources.handle(req.method, url, req.headers, req.bytes, project);
+        if (answer) return answer;
+        if (/:(generateContent|streamGenerateContent|countTokens)$/.test(url.pathname)) {
+          const denied = resources.checkAccess(req.body, project);
+          if (denied) return denied;
+        }
+        if (url.pathname.endsWith(":batchGenerateContent") && project) {
+          return resources.createBatch(project, url.pathname.split("/").pop()!.split(":")[0]);
+        }
+        return okAnswer(url, req, behavior.text ?? "Hello from the mock");
       }
       case "error": {
         const { status, body } = fixture(behavior.fixture);
@@ -240,7 +238,7 @@ export function startMockUpstream(): MockUpstream {
   }
 
   const addr = server.addr as Deno.NetAddr;
-  resources = new MockResources(`http://127.0.0.1:${addr.port}`);
+  origin = `http://127.0.0.1:${addr.port}`;
   return {
     url: `http://127.0.0.1:${addr.port}`,
     resources,
