@@ -12,6 +12,7 @@ import { DotenvError } from "../src/dotenv.ts";
 import { startApp, startupFields } from "../src/startup.ts";
 import { bufferedStdout, denoPlatform, readEnv } from "./deno_env.ts";
 import { openStore } from "./deno_store.ts";
+import { denoWebSockets } from "./deno_websockets.ts";
 
 const ENTRY = "entries/deno.ts";
 
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
       openStore: (config) => openStore(Deno.env.toObject(), config),
       publicPlatform: platform === "deno-deploy",
       writeLog: out.write,
+      webSockets: denoWebSockets,
     });
   } catch (error) {
     if (error instanceof ConfigError || error instanceof DotenvError) {

@@ -18,6 +18,7 @@ import type { PoolKey } from "./keys.ts";
 import { createLogger, describeError, type Logger, Redactor } from "./log.ts";
 import { KeyPool } from "./pool.ts";
 import { ResourceAffinity } from "./affinity.ts";
+import { isLivePath, serveLive, type WebSocketAdapters } from "./live.ts";
 import { type ProxyContext, proxyRequest } from "./proxy.ts";
 import { type AffinityStore, MemoryAffinityStore } from "./state/affinity_store.ts";
 import { matchGeminiRoute } from "./route.ts";
@@ -34,6 +35,8 @@ export interface AppDeps {
   /** Where resource ownership is kept (files, caches, upload sessions); memory by default. */
   readonly affinityStore?: AffinityStore;
   readonly fetch?: typeof fetch;
+  /** WebSocket plumbing of the runtime, for the Live API; without it Live answers 501. */
+  readonly webSockets?: WebSocketAdapters;
   readonly clock?: Clock;
   /** Where log lines go; defaults to console.log. */
   readonly writeLog?: (line: string) => void;
@@ -109,6 +112,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
       }
       return healthResponse(meta, pool, store.kind, clock.now());
     }
+    if (isLivePath(url.pathname)) {
+      return serveLive(request, url, { ...proxy, webSockets: deps.webSockets });
+    }
     const gemini = matchGeminiRoute(url.pathname, url.searchParams, request.headers);
     if (gemini) return await proxyRequest(request, url, gemini, proxy);
     await request.body?.cancel().catch(() => {});
@@ -138,7 +144,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
           "The rotator hit an internal error; see its log.",
         );
       }
-      cors.decorate(response.headers, request.headers.get("origin"));
+      // A 101 upgrade answer belongs to the runtime; its headers cannot be changed.
+      if (response.status !== 101) cors.decorate(response.headers, request.headers.get("origin"));
       return response;
     },
     pool,

@@ -9,6 +9,7 @@ import { type Config, loadConfig } from "./config.ts";
 import type { AppMeta } from "./health.ts";
 import { type PoolKey, toPoolKeys } from "./keys.ts";
 import type { StateStore } from "./state/store.ts";
+import type { WebSocketAdapters } from "./live.ts";
 
 export interface StartOptions {
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -19,6 +20,8 @@ export interface StartOptions {
   readonly publicPlatform?: boolean;
   readonly writeLog?: (line: string) => void;
   readonly fetch?: typeof fetch;
+  /** The runtime's WebSocket plumbing, where it has one (the Live API needs it). */
+  readonly webSockets?: WebSocketAdapters;
 }
 
 export interface Started {
@@ -40,6 +43,7 @@ export async function startApp(options: StartOptions): Promise<Started> {
     meta: options.meta,
     ...(options.writeLog ? { writeLog: options.writeLog } : {}),
     ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.webSockets ? { webSockets: options.webSockets } : {}),
   });
   return { app, config, keys, store };
 }

@@ -10,6 +10,7 @@ import { type PoolKey, toPoolKeys } from "../src/keys.ts";
 import type { StateStore } from "../src/state/store.ts";
 import type { ProxyObserver } from "../src/events.ts";
 import { type MockUpstream, startMockUpstream } from "./mock_upstream.ts";
+import { denoWebSockets } from "../entries/deno_websockets.ts";
 
 export const TOKEN = "test-access-token-0123456789";
 
@@ -58,6 +59,7 @@ export async function startRotator(options: RotatorOptions): Promise<Rotator> {
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.observers ? { observers: options.observers } : {}),
     writeLog: (line) => logs.push(line),
+    webSockets: denoWebSockets,
     meta: { version: "test", entry: "test/harness.ts", platform: "test" },
   });
   const server = Deno.serve(

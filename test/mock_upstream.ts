@@ -5,6 +5,7 @@
  */
 
 import { MockResources } from "./mock_resources.ts";
+import { MockLive } from "./mock_live.ts";
 
 const FIXTURES = new URL("./fixtures/gemini-errors/", import.meta.url);
 
@@ -80,6 +81,8 @@ export interface RecordedRequest {
 
 export interface MockUpstream {
   readonly url: string;
+  /** The Live API endpoint: upgrades it accepted or refused, and frames it saw. */
+  readonly live: MockLive;
   /** Files, caches, batches and upload sessions, owned per project. */
   readonly resources: MockResources;
   /** Says which project a key belongs to (default: each key is its own project). */
@@ -117,9 +120,14 @@ export function startMockUpstream(): MockUpstream {
 
   const projects = new Map<string, string>();
   let origin = "";
+  const live = new MockLive((key) => {
+    const queue = key !== undefined ? scripts.get(key) : undefined;
+    return queue && queue.length > 0 ? (queue.length > 1 ? queue.shift()! : queue[0]) : fallback;
+  });
   const resources = new MockResources(() => origin);
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
     const url = new URL(req.url);
+    if (url.pathname.startsWith("/ws/")) return live.accept(req, url);
     const key = req.headers.get("x-goog-api-key") ??
       /^Bearer (.+)$/.exec(req.headers.get("authorization") ?? "")?.[1] ?? undefined;
     const bytes = req.body ? new Uint8Array(await req.arrayBuffer()) : new Uint8Array();
@@ -241,6 +249,7 @@ export function startMockUpstream(): MockUpstream {
   origin = `http://127.0.0.1:${addr.port}`;
   return {
     url: `http://127.0.0.1:${addr.port}`,
+    live,
     resources,
     setProject(key, project) {
       projects.set(key, project);

@@ -201,3 +201,41 @@ Deno.test("openai: a wrong token is a 401 AuthenticationError", async () => {
     await rotator.close();
   }
 });
+
+Deno.test("openai: a fixed /v1 base URL works (chat, embeddings, models map to /v1beta/openai/)", async () => {
+  const rotator = await startRotator({ keys: [A] });
+  try {
+    const client = new OpenAI({ apiKey: TOKEN, baseURL: `${rotator.url}/v1`, maxRetries: 0 });
+    const completion = await client.chat.completions.create({
+      model: "gemini-2.5-flash",
+      messages: [{ role: "user", content: "hi" }],
+    });
+    assert.equal(completion.choices[0].message.content, "Hello from the mock");
+    const embedding = await client.embeddings.create({ model: "gemini-embedding-001", input: "x" });
+    assert.equal(embedding.data.length, 1);
+    const models = await client.models.list();
+    assert.ok(models.data.length > 0);
+    assert.deepEqual(rotator.mock.requests.map((r) => r.path), [
+      "/v1beta/openai/chat/completions",
+      "/v1beta/openai/embeddings",
+      "/v1beta/openai/models",
+    ]);
+    assert.ok(rotator.mock.requests.every((r) => r.headers.get("authorization") === `Bearer ${A}`));
+  } finally {
+    await rotator.close();
+  }
+});
+
+Deno.test("/v1/models stays the native Gemini path for clients that send x-goog-api-key", async () => {
+  const rotator = await startRotator({ keys: [A] });
+  try {
+    const pager = await genai(rotator.url).models.list();
+    const names: string[] = [];
+    for await (const model of pager) names.push(model.name ?? "");
+    assert.deepEqual(names, ["models/gemini-2.5-flash"]);
+    assert.match(rotator.mock.requests[0].path, /^\/v1(beta)?\/models$/);
+    assert.equal(rotator.mock.requests[0].headers.get("x-goog-api-key"), A);
+  } finally {
+    await rotator.close();
+  }
+});
