@@ -17,6 +17,7 @@ import { type AppMeta, healthResponse } from "./health.ts";
 import type { PoolKey } from "./keys.ts";
 import { createLogger, describeError, type Logger, Redactor } from "./log.ts";
 import { KeyPool } from "./pool.ts";
+import { QuotaLedger } from "./quota.ts";
 import { ResourceAffinity } from "./affinity.ts";
 import { isLivePath, serveLive, type WebSocketAdapters } from "./live.ts";
 import { type ProxyContext, proxyRequest } from "./proxy.ts";
@@ -50,6 +51,8 @@ export interface App {
   /** The handler: give it to Deno.serve, or call it in tests. */
   fetch(request: Request): Promise<Response>;
   readonly pool: KeyPool;
+  /** Known per-window limits, declared and learned (pacing). */
+  readonly ledger: QuotaLedger;
   readonly sync: StateSync;
   readonly usage: UsageRecorder;
   readonly log: Logger;
@@ -70,7 +73,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
     write: deps.writeLog ?? ((line) => console.log(line)),
     now: clock.now,
   });
-  const pool = new KeyPool(deps.keys);
+  const ledger = new QuotaLedger(config.pacing === "off" ? [] : config.quotaLimits);
+  const pool = new KeyPool(deps.keys, ledger);
   const sync = new StateSync(pool, store, { now: clock.now, log });
   await sync.start();
   const usage = new UsageRecorder(store, {
@@ -93,6 +97,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     sync,
     usage,
     affinity: new ResourceAffinity(deps.affinityStore ?? new MemoryAffinityStore(), log),
+    ledger,
     fetch: deps.fetch ?? fetch,
     clock,
     log,
@@ -149,6 +154,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       return response;
     },
     pool,
+    ledger,
     sync,
     usage,
     log,

@@ -5,6 +5,8 @@
  */
 
 import { KeyListError, type KeySpec, parseKeyList } from "./key_list.ts";
+import type { QuotaRule } from "./quota.ts";
+import { parseQuotaLimits } from "./quota_config.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -39,6 +41,10 @@ export interface Config {
   readonly publicBaseUrl?: string;
   readonly logLevel: LogLevel;
   readonly logRequests: boolean;
+  /** Limits declared by the operator (QUOTA_LIMITS); pacing also learns them from 429s. */
+  readonly quotaLimits: readonly QuotaRule[];
+  /** Pace by learned and declared limits (`learn`), declared ones only, or not at all. */
+  readonly pacing: "learn" | "declared" | "off";
 }
 
 /** Thrown by loadConfig; the message is safe to print as it is. */
@@ -163,6 +169,8 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       : {}),
     logLevel: read.oneOf("LOG_LEVEL", ["debug", "info", "warn", "error"] as const, "info"),
     logRequests: read.bool("LOG_REQUESTS", true),
+    quotaLimits: parseQuotaLimits(env.QUOTA_LIMITS),
+    pacing: read.oneOf("PACING", ["learn", "declared", "off"] as const, "learn"),
   };
   return Object.freeze(config);
 }

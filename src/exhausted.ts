@@ -33,6 +33,8 @@ const WINDOW_TEXT: Record<CooldownRecord["window"], string> = {
   unknown: "Gemini answered 429 RESOURCE_EXHAUSTED without saying which quota",
   no_allowance: "their projects have no quota at all for this model (limit: 0)",
   project: "their projects are over their spending cap",
+  paced: "they have sent their known per-window limit, so the rotator holds back until the " +
+    "window has room again rather than collect a 429",
 };
 
 /** The answer for `model` given when its first key recovers (undefined: never, by itself). */
@@ -44,6 +46,18 @@ export function exhaustedAnswer(
 ): ExhaustedAnswer {
   const what = model ? `model ${model}` : "this request";
   const cause = recovery?.cause;
+  if (recovery !== undefined && cause === undefined) {
+    // A key came free while this request was being answered: the client may retry at once.
+    return {
+      reason: "ALL_KEYS_COOLING",
+      response: errorResponse(
+        429,
+        "RESOURCE_EXHAUSTED",
+        `Every key for ${what} was busy a moment ago; capacity is back now. Retry.`,
+        { reason: "ALL_KEYS_COOLING", details: [retryInfo(0)], headers: { "retry-after": "1" } },
+      ),
+    };
+  }
   if (recovery === undefined || cause === undefined || !("until" in cause)) {
     const retryMs = recovery && recovery.at !== Infinity ? recovery.at - now : undefined;
     const message = `No usable API key for ${what}: all ${keyCount} keys in the pool are ` +

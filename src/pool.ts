@@ -9,6 +9,7 @@
  */
 
 import { MinHeap } from "./min_heap.ts";
+import type { QuotaLedger } from "./quota.ts";
 import type { PoolKey } from "./keys.ts";
 import type { Effect } from "./cooldown.ts";
 import {
@@ -65,6 +66,7 @@ interface Waiting {
 /** Per-model round-robin over the keys believed usable, plus the cooling ones by recovery. */
 class ModelRing {
   generation = -1;
+  ledgerVersion = -1;
   ready: number[] = [];
   cursor = 0;
   readonly waiting = new MinHeap<Waiting>((w) => w.at);
@@ -86,7 +88,11 @@ export class KeyPool {
   /** Bumped whenever a key could become usable earlier than the rings believe. */
   #generation = 0;
 
-  constructor(keys: readonly PoolKey[] = []) {
+  /** Known per-window limits: a bucket that used its limit is out until the window has room. */
+  readonly #ledger: QuotaLedger | undefined;
+
+  constructor(keys: readonly PoolKey[] = [], ledger?: QuotaLedger) {
+    this.#ledger = ledger;
     this.setKeys(keys);
   }
 
@@ -270,6 +276,19 @@ export class KeyPool {
       const forAll = byModel.get(ALL_MODELS);
       if (forAll) consider(forAll.until, forAll);
     }
+    if (worst === undefined && this.#ledger?.active) {
+      const until = this.#ledger.blockedUntil(key.project, model, now);
+      if (until !== undefined) {
+        consider(until, {
+          project: key.project,
+          model,
+          until,
+          window: "paced",
+          reason: "PACED",
+          setAt: now,
+        });
+      }
+    }
     return worst;
   }
 
@@ -366,8 +385,10 @@ export class KeyPool {
   #ring(model: string): ModelRing {
     let ring = this.#rings.get(model);
     if (!ring) this.#rings.set(model, ring = new ModelRing());
-    if (ring.generation !== this.#generation) {
+    const ledgerVersion = this.#ledger?.version ?? 0;
+    if (ring.generation !== this.#generation || ring.ledgerVersion !== ledgerVersion) {
       ring.generation = this.#generation;
+      ring.ledgerVersion = ledgerVersion;
       ring.ready = this.#keys.map((_, index) => index);
       ring.waiting.clear();
       ring.parked = [];

@@ -21,6 +21,7 @@ import { exhaustedAnswer, noKeysAnswer, type Pin, pinnedAnswer } from "./exhaust
 import type { PoolKey } from "./keys.ts";
 import { describeError, type Logger } from "./log.ts";
 import type { KeyPool, Recovery } from "./pool.ts";
+import type { QuotaLedger, Ticket } from "./quota.ts";
 import { listAcrossProjects, listedCollection } from "./listing.ts";
 import { relayBody, type RelayResult } from "./relay.ts";
 import { mayNameResources, resourcesInAnswer, resourcesInRequest } from "./resources.ts";
@@ -43,6 +44,8 @@ export interface ProxyContext {
   readonly sync: StateSync;
   readonly usage: UsageRecorder;
   readonly affinity: ResourceAffinity;
+  /** Known per-window limits (pacing); sends are counted here as they leave. */
+  readonly ledger: QuotaLedger;
   readonly fetch: typeof fetch;
   readonly clock: Clock;
   readonly log: Logger;
@@ -154,6 +157,9 @@ export async function proxyRequest(
   const discovering = ownership.kind === "unknown";
 
   const started = ctx.clock.now();
+  /** About four bytes of JSON per input token: an estimate for token-per-minute pacing. */
+  const tokenEstimate = Math.ceil(body.bytes.byteLength / 4);
+  let ticket: Ticket | undefined;
   const avoidProjects = new Set<string>();
   const tried = new Set<string>();
   let transientRetries = 0;
@@ -179,6 +185,11 @@ export async function proxyRequest(
     trace.keyIds.push(key.id);
     tried.add(key.id);
 
+    // Counted when it leaves, so concurrent requests see it (an estimate of its input tokens
+    // until the answer's usageMetadata says).
+    ticket = ctx.ledger.active
+      ? ctx.ledger.record(key.project, trace.model, now, tokenEstimate)
+      : undefined;
     const sent = performance.now();
     const answer = await send(key);
     trace.upstreamMs = performance.now() - sent;
@@ -201,6 +212,9 @@ export async function proxyRequest(
     const text = await readLimitedText(upstream, ERROR_BODY_LIMIT);
     const outcome = classify({ status: upstream.status, body: text });
     report(key, upstream.status, outcome.kind);
+    if (outcome.kind === "quota" && ctx.config.pacing === "learn") {
+      ctx.ledger.learn(key.project, trace.model, outcome, ctx.clock.now());
+    }
     ctx.sync.record(
       effectOf(outcome, {
         keyId: key.id,
@@ -272,8 +286,14 @@ export async function proxyRequest(
     return last.passThrough();
   }
   const now = ctx.clock.now();
-  const recovery = choose(now).recovery;
-  if (!pinned && recovery === undefined && ctx.pool.pick(trace.model, now)) {
+  let recovery: Recovery | undefined;
+  if (pinned) {
+    const choice = ctx.pool.pickInProject(trace.model, pinned.project, now);
+    recovery = choice.key ? { at: now } : choice.recovery;
+  } else {
+    recovery = ctx.pool.nextRecovery(trace.model, now);
+  }
+  if (recovery !== undefined && recovery.at <= now) {
     // Keys remain that were not tried: the attempt limit, not the pool, ran out.
     return trace.own(
       errorResponse(
@@ -381,7 +401,10 @@ export async function proxyRequest(
       idleTimeoutMs: ctx.config.streamIdleTimeoutMs,
       onEnd: (result: RelayResult) => {
         const tokens = tokensFromTail(result.tail);
-        if (tokens) ctx.usage.count(key.id, trace.model, tokens);
+        if (tokens) {
+          ctx.usage.count(key.id, trace.model, tokens);
+          if (ticket) ctx.ledger.settleTokens(ticket, tokens.promptTokens);
+        }
         if (result.end !== "complete" && result.end !== "client_cancelled") {
           ctx.log.warn("upstream stream failed mid-answer", { key: key.id, end: result.end });
         }

@@ -41,7 +41,7 @@ export interface RotatorOptions {
 }
 
 export async function startRotator(options: RotatorOptions): Promise<Rotator> {
-  const mock = options.mock ?? startMockUpstream();
+  const mock = options.mock ?? startMockUpstream({ now: options.clock?.now });
   const config = loadConfig({
     API_KEYS: options.keys.join(","),
     ACCESS_TOKEN: TOKEN,

@@ -17,7 +17,7 @@ const OPAQUE = "opaque_pool_secret_9f8e7d6c";
 Deno.test("no key or token appears in any log line, response body or header", async () => {
   const rotator = await startRotator({
     keys: [...KEYS, `proj:${OPAQUE}`],
-    env: { LOG_LEVEL: "debug", TRANSIENT_RETRIES: "1" },
+    env: { LOG_LEVEL: "debug", TRANSIENT_RETRIES: "1", PACING: "off" },
   });
   const seen: string[] = [];
   const record = async (response: Response) => {

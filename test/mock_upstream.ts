@@ -59,6 +59,12 @@ export type Behavior =
   | { readonly type: "html"; readonly status: number }
   /** Never answers (until the client gives up). */
   | { readonly type: "hang" }
+  /**
+   * Google's quota enforcement in miniature: per project, at most `limit` requests in each fixed
+   * window of `windowMs` (aligned to the epoch), answered past that with the real per-minute 429
+   * body (quotaValue and a RetryInfo up to the window's end).
+   */
+  | { readonly type: "limited"; readonly limit: number; readonly windowMs: number }
   /** Any status and body. */
   | {
     readonly type: "raw";
@@ -88,6 +94,8 @@ export interface MockUpstream {
   /** Says which project a key belongs to (default: each key is its own project). */
   setProject(key: string, project: string): void;
   readonly requests: RecordedRequest[];
+  /** Requests a "limited" behaviour refused with 429, and when. */
+  readonly refused: { at: number; key: string | undefined }[];
   /** Streams whose reader went away before the end (client cancelled). */
   readonly cancelledStreams: number;
   /** Behaviours used one per request, in order; the last one repeats. */
@@ -105,7 +113,16 @@ export interface MockUpstream {
 
 const encoder = new TextEncoder();
 
-export function startMockUpstream(): MockUpstream {
+export interface MockOptions {
+  /** The mock's clock (share the rotator's FakeClock so quota windows agree). */
+  readonly now?: () => number;
+}
+
+export function startMockUpstream(options: MockOptions = {}): MockUpstream {
+  const now = options.now ?? Date.now;
+  /** Requests counted per project and window by "limited" behaviours. */
+  const windowCounts = new Map<string, number>();
+  const refused: { at: number; key: string | undefined }[] = [];
   const scripts = new Map<string, Behavior[]>();
   let fallback: Behavior = { type: "ok" };
   const requests: RecordedRequest[] = [];
@@ -160,6 +177,26 @@ export function startMockUpstream(): MockUpstream {
     const openaiStream = url.pathname.includes("/openai/") && /"stream"\s*:\s*true/.test(req.body);
     const streaming = url.pathname.endsWith(":streamGenerateContent") || openaiStream;
     switch (behavior.type) {
+      case "limited": {
+        const project = req.key === undefined ? "" : projects.get(req.key) ?? req.key;
+        const t = now();
+        const windowIndex = Math.floor(t / behavior.windowMs);
+        const id = `${project}\u0000${windowIndex}`;
+        const used = windowCounts.get(id) ?? 0;
+        if (used >= behavior.limit) {
+          refused.push({ at: t, key: req.key });
+          const delay = ((windowIndex + 1) * behavior.windowMs - t) / 1000;
+          const body = JSON.parse(fixture("rpm").body);
+          body.error.details[0].violations[0].quotaValue = String(behavior.limit);
+          body.error.details[2].retryDelay = `${delay}s`;
+          return new Response(JSON.stringify(body), {
+            status: 429,
+            headers: { "content-type": "application/json" },
+          });
+        }
+        windowCounts.set(id, used + 1);
+        return okAnswer(url, req, "Hello from the mock");
+      }
       case "ok": {
         const project = req.key === undefined ? undefined : projects.get(req.key) ?? req.key;
         const answer = resources.handle(req.method, url, req.headers, req.bytes, project);
@@ -249,6 +286,7 @@ export function startMockUpstream(): MockUpstream {
   origin = `http://127.0.0.1:${addr.port}`;
   return {
     url: `http://127.0.0.1:${addr.port}`,
+    refused,
     live,
     resources,
     setProject(key, project) {

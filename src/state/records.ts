@@ -7,7 +7,14 @@
 export const ALL_MODELS = "*";
 
 /** Why a bucket is cooling, which decides how long and what the client is told. */
-export type CooldownWindow = "minute" | "day" | "unknown" | "no_allowance" | "project";
+export type CooldownWindow =
+  | "minute"
+  | "day"
+  | "unknown"
+  | "no_allowance"
+  | "project"
+  /** Not stored: the bucket used its known limit for the window (pacing, quota.ts). */
+  | "paced";
 
 export interface CooldownRecord {
   /** Quota owner: a configured project name or `key:<fingerprint>`. */

@@ -1,0 +1,327 @@
+/**
+ * Pacing: what each (project, model) bucket may still take before Google refuses it, so the
+ * rotator stops sending a bucket its known limit instead of learning it from a 429 each window.
+ *
+ * Limits are declared by the operator (QUOTA_LIMITS) or learned from Google's own 429s: the
+ * QuotaFailure's `quotaValue` is the limit, and RetryInfo says when the window resets
+ * (https://ai.google.dev/gemini-api/docs/rate-limits; ../shared/gemini-api-facts.md §4). A
+ * per-day window ends at midnight Pacific; a shorter window's length is declared, or learned as
+ * the distance between two resets Google announced.
+ *
+ * Counting uses a sliding window: at most `limit` sends (or tokens) in any span of the window's
+ * length. That never exceeds a fixed window of Google's, whatever its phase, and under load it
+ * still fills every fixed window. Sends are counted when they leave (in flight), so concurrent
+ * requests cannot overshoot. Pure: time is passed in.
+ */
+
+import type { Outcome } from "./classify.ts";
+import { nextPacificMidnight } from "./cooldown.ts";
+
+export type QuotaUnit = "requests" | "tokens";
+/** A window in ms, or the Pacific calendar day. */
+export type QuotaWindow = number | "day";
+
+/** A limit on one dimension of a bucket. */
+export interface QuotaRule {
+  readonly model: string;
+  /** The project it applies to; undefined for every project. */
+  readonly project?: string;
+  readonly unit: QuotaUnit;
+  readonly limit: number;
+  /** Undefined while a learned minute window's length is still unknown. */
+  readonly window?: QuotaWindow;
+  readonly source: "declared" | "learned";
+  readonly quotaId?: string;
+  readonly learnedAt?: number;
+}
+
+/** The longest a per-minute window can be: the hold while its real length is being learned. */
+const MINUTE_MS = 60_000;
+
+/** Learned limits are trusted this long without a new 429; then the rotator relearns. */
+export const LEARNED_RULE_TTL_MS = 24 * 3_600_000;
+const DAY_SPAN_MS = 26 * 3_600_000;
+
+interface Send {
+  at: number;
+  amount: number;
+}
+
+/** One dimension of one bucket: its rule, what was sent in the window, what Google said. */
+class Dimension {
+  rule: QuotaRule;
+  /** Sends still inside the window, oldest first, from `#head` on (a queue without shifting). */
+  readonly #sends: Send[] = [];
+  #head = 0;
+  /** Sum of the amounts of the sends inside the window. */
+  used = 0;
+  /** The last reset Google announced for this dimension (to learn a window's length). */
+  lastReset?: number;
+  /** Google said the bucket is spent until then. */
+  fullUntil = 0;
+
+  constructor(rule: QuotaRule) {
+    this.rule = rule;
+  }
+
+  /** When `amount` more fits, or undefined when it fits now. */
+  blockedUntil(now: number, amount: number): number | undefined {
+    if (now < this.fullUntil) return this.fullUntil;
+    const { window, limit } = this.rule;
+    if (amount > limit) return undefined; // larger than the whole limit: let Google judge it
+    this.expire(now);
+    if (window === undefined) {
+      // The window's length is unknown until a second reset is announced: after the limit, let
+      // exactly one more request through to hear it (a probe), and hold the rest meanwhile. A
+      // per-minute window ends within a minute of its start: that bound is never early.
+      if (this.lastReset === undefined || this.used <= limit) return undefined;
+      return this.lastReset + MINUTE_MS;
+    }
+    if (this.used + amount <= limit) return undefined;
+    if (window === "day") return nextPacificMidnight(now);
+    // Room returns when enough of the oldest sends leave the window.
+    let excess = this.used + amount - limit;
+    for (let i = this.#head; i < this.#sends.length; i++) {
+      excess -= this.#sends[i].amount;
+      if (excess <= 0) return this.#sends[i].at + window;
+    }
+    return now + window;
+  }
+
+  record(now: number, amount: number): Send {
+    this.expire(now);
+    const send = { at: now, amount };
+    this.#sends.push(send);
+    this.used += amount;
+    return send;
+  }
+
+  /** Changes a recorded send's amount (the token count once the answer gives it). */
+  adjust(send: Send, amount: number): void {
+    if (this.#sends.indexOf(send, this.#head) !== -1) this.used += amount - send.amount;
+    send.amount = amount;
+  }
+
+  /** Drops sends that left the window. */
+  expire(now: number): void {
+    const { window } = this.rule;
+    let start = window === undefined
+      ? (this.lastReset !== undefined ? this.lastReset - 1 : Infinity)
+      : window === "day"
+      ? nextPacificMidnight(now - DAY_SPAN_MS)
+      : now - window;
+    // Google said its window resets then: what was sent before belongs to the window that ended.
+    if (this.lastReset !== undefined && now >= this.lastReset) {
+      start = Math.max(start, this.lastReset - 1);
+    }
+    while (this.#head < this.#sends.length && this.#sends[this.#head].at <= start) {
+      this.used -= this.#sends[this.#head++].amount;
+    }
+    if (this.#head > 64 && this.#head * 2 > this.#sends.length) {
+      this.#sends.splice(0, this.#head);
+      this.#head = 0;
+    }
+  }
+}
+
+const NONE: Dimension[] = [];
+const NONE_RULES: QuotaRule[] = [];
+
+/** A send counted against a bucket, to correct its token count once the answer says it. */
+export interface Ticket {
+  readonly sends: readonly { dimension: Dimension; send: Send }[];
+}
+
+export class QuotaLedger {
+  readonly #declared: readonly QuotaRule[];
+  /** project -> model -> unit:window-kind -> dimension */
+  readonly #buckets = new Map<string, Map<string, Map<string, Dimension>>>();
+  /**
+   * Window lengths learned per quota (its id, or model and kind): the length of a quota's window
+   * is the same for every project, so one project's two resets teach all of them. Limits are not
+   * shared: projects on different tiers have different ones.
+   */
+  readonly #windows = new Map<string, number>();
+  /**
+   * Bumped when a hold may end sooner than announced (a window's length learned, a stale rule
+   * dropped), so the pool looks at held buckets again instead of waiting out the old time.
+   */
+  version = 0;
+
+  constructor(declared: readonly QuotaRule[] = []) {
+    this.#declared = declared;
+  }
+
+  /** Whether any limit is known at all (pacing costs nothing when none is). */
+  get active(): boolean {
+    return this.#declared.length > 0 || this.#buckets.size > 0;
+  }
+
+  /** When (project, model) can take a request of `tokens` input tokens; undefined: now. */
+  blockedUntil(project: string, model: string, now: number, tokens = 0): number | undefined {
+    let until: number | undefined;
+    for (const dimension of this.#dimensions(project, model, now)) {
+      const amount = dimension.rule.unit === "tokens" ? tokens : 1;
+      const at = dimension.blockedUntil(now, amount);
+      if (at !== undefined && (until === undefined || at > until)) until = at;
+    }
+    return until;
+  }
+
+  /** Counts a request as sent (before its answer: in flight counts). */
+  record(project: string, model: string, now: number, tokens = 0): Ticket {
+    const sends = [];
+    for (const dimension of this.#dimensions(project, model, now)) {
+      const amount = dimension.rule.unit === "tokens" ? tokens : 1;
+      sends.push({ dimension, send: dimension.record(now, amount) });
+    }
+    return { sends };
+  }
+
+  /** Replaces a request's estimated token count with what the answer reported. */
+  settleTokens(ticket: Ticket, promptTokens: number): void {
+    for (const { dimension, send } of ticket.sends) {
+      if (dimension.rule.unit === "tokens") dimension.adjust(send, promptTokens);
+    }
+  }
+
+  /**
+   * Learns from a 429: the limit Google states, the window it names, and when it resets. The
+   * bucket is full until then; the gap between two announced resets is the window's length.
+   */
+  learn(
+    project: string,
+    model: string,
+    outcome: Extract<Outcome, { kind: "quota" }>,
+    now: number,
+  ): void {
+    if (outcome.window === "unknown") return;
+    const unit: QuotaUnit = outcome.unit ?? "requests";
+    const byKind = this.#byKind(project, model);
+    const kindKey = `${unit}:${outcome.window}`;
+    let dimension = byKind.get(kindKey);
+    const reset = outcome.window === "day"
+      ? nextPacificMidnight(now)
+      : now + (outcome.retryDelayMs ?? 60_000);
+    if (!dimension) {
+      const declared = this.#declaredFor(project, model).find((r) =>
+        r.unit === unit && (r.window === "day") === (outcome.window === "day")
+      );
+      dimension = new Dimension(
+        declared ?? {
+          model,
+          project,
+          unit,
+          limit: outcome.limit ?? Number.MAX_SAFE_INTEGER,
+          window: outcome.window === "day" ? "day" : undefined,
+          source: "learned",
+          learnedAt: now,
+          ...(outcome.quotaId ? { quotaId: outcome.quotaId } : {}),
+        },
+      );
+      byKind.set(kindKey, dimension);
+    }
+    const windowKey = `${outcome.quotaId ?? model}:${kindKey}`;
+    let window = dimension.rule.window ?? this.#windows.get(windowKey);
+    if (outcome.window === "minute" && dimension.lastReset !== undefined) {
+      const gap = reset - dimension.lastReset;
+      // Two resets bound the window; the smallest gap seen is its length (idle windows skip).
+      if (gap > 500 && (window === undefined || window === "day" || gap < window * 0.95)) {
+        window = Math.round(gap / 100) * 100;
+      }
+    }
+    if (window !== dimension.rule.window) this.version++;
+    if (typeof window === "number" && dimension.rule.source === "learned") {
+      this.#windows.set(windowKey, window);
+      this.#adoptWindow(windowKey, window);
+    }
+    if (dimension.rule.source === "learned" || outcome.limit !== undefined) {
+      dimension.rule = {
+        ...dimension.rule,
+        ...(outcome.limit !== undefined ? { limit: outcome.limit } : {}),
+        window,
+        learnedAt: now,
+        ...(dimension.rule.source === "declared" && outcome.limit !== dimension.rule.limit
+          ? { source: "learned" as const }
+          : {}),
+      };
+    }
+    dimension.lastReset = reset;
+    dimension.fullUntil = Math.max(dimension.fullUntil, reset);
+  }
+
+  /** Gives a newly learned window length to every learned dimension of the same quota. */
+  #adoptWindow(windowKey: string, window: number): void {
+    for (const [project, byModel] of this.#buckets) {
+      for (const [model, byKind] of byModel) {
+        for (const [kindKey, dimension] of byKind) {
+          const { rule } = dimension;
+          if (rule.source !== "learned" || rule.window !== undefined) continue;
+          if (`${rule.quotaId ?? model}:${kindKey}` !== windowKey) continue;
+          dimension.rule = { ...rule, window };
+          this.version++;
+          void project;
+        }
+      }
+    }
+  }
+
+  /** Every rule in force, declared and learned, for the admin API. */
+  rules(now: number): { project: string; rule: QuotaRule; used: number; fullUntil?: number }[] {
+    const out = [];
+    for (const [project, byModel] of this.#buckets) {
+      for (const byKind of byModel.values()) {
+        for (const dimension of byKind.values()) {
+          dimension.expire(now);
+          out.push({
+            project,
+            rule: dimension.rule,
+            used: dimension.used,
+            ...(dimension.fullUntil > now ? { fullUntil: dimension.fullUntil } : {}),
+          });
+        }
+      }
+    }
+    return out;
+  }
+
+  /** The dimensions that apply, creating declared ones on first use; drops stale learned ones. */
+  #dimensions(project: string, model: string, now: number): Dimension[] {
+    const declared = this.#declaredFor(project, model);
+    let byKind = this.#buckets.get(project)?.get(model);
+    if (!byKind) {
+      if (declared.length === 0) return NONE;
+      byKind = this.#byKind(project, model);
+    }
+    for (const rule of declared) {
+      const kindKey = `${rule.unit}:${rule.window === "day" ? "day" : "minute"}`;
+      if (!byKind.has(kindKey)) byKind.set(kindKey, new Dimension(rule));
+    }
+    for (const [kindKey, dimension] of byKind) {
+      const { rule } = dimension;
+      if (
+        rule.source === "learned" && rule.learnedAt !== undefined &&
+        now - rule.learnedAt > LEARNED_RULE_TTL_MS && now >= dimension.fullUntil
+      ) {
+        byKind.delete(kindKey); // stale (a new day, maybe a new tier): react and relearn
+        this.version++;
+      }
+    }
+    return [...byKind.values()];
+  }
+
+  #byKind(project: string, model: string): Map<string, Dimension> {
+    let byModel = this.#buckets.get(project);
+    if (!byModel) this.#buckets.set(project, byModel = new Map());
+    let byKind = byModel.get(model);
+    if (!byKind) byModel.set(model, byKind = new Map());
+    return byKind;
+  }
+
+  #declaredFor(project: string, model: string): readonly QuotaRule[] {
+    if (this.#declared.length === 0) return NONE_RULES;
+    return this.#declared.filter((rule) =>
+      rule.model === model && (rule.project === undefined || rule.project === project)
+    );
+  }
+}
