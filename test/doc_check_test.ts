@@ -215,3 +215,23 @@ Deno.test("links between the docs point at files and headings that exist", () =>
     }
   }
 });
+
+Deno.test("api.md lists every reason the rotator answers with", async () => {
+  const reasons = new Set<string>();
+  const dirs = ["src", "entries"];
+  for (const dir of dirs) {
+    for (const entry of Deno.readDirSync(`${ROOT}/${dir}`)) {
+      if (!entry.name.endsWith(".ts") || entry.name.endsWith("_test.ts")) continue;
+      const source = await Deno.readTextFile(`${ROOT}/${dir}/${entry.name}`);
+      if (!/errorResponse\(/.test(source)) continue;
+      for (const m of source.matchAll(/\breason:\s*"([A-Z][A-Z_]+)"/g)) reasons.add(m[1]);
+      for (const m of source.matchAll(/\bconst reason\s*=([^;]+);/g)) {
+        for (const literal of m[1].matchAll(/"([A-Z][A-Z_]+)"/g)) reasons.add(literal[1]);
+      }
+    }
+  }
+  const api = await Deno.readTextFile(`${ROOT}/docs/api.md`);
+  const missing = [...reasons].filter((reason) => !api.includes(`\`${reason}\``)).sort();
+  assert.deepEqual(missing, [], "reasons the code answers with but api.md does not list");
+  assert.ok(reasons.size >= 15, `found ${reasons.size} reasons in the code`);
+});
