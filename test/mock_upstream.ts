@@ -262,6 +262,10 @@ export function startMockUpstream(options: MockOptions = {}): MockUpstream {
               if (!sse && streaming) c.enqueue(encoder.encode("]"));
               c.close();
             } else if (behavior.type === "reset") {
+              // Let the server send the headers and chunks first: Deno 2.5's Deno.serve drops a
+              // connection whose body errors before its first write, so the client would see
+              // no response at all instead of a stream cut mid-way (2.9 writes them first).
+              await new Promise((r) => timer = setTimeout(r, 0));
               c.error(new Error("connection reset by mock"));
             } else {
               await new Promise((r) => controller.signal.addEventListener("abort", r));
