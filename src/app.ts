@@ -22,6 +22,7 @@ import { ResourceAffinity } from "./affinity.ts";
 import { isLivePath, serveLive, type WebSocketAdapters } from "./live.ts";
 import { type ProxyContext, proxyRequest } from "./proxy.ts";
 import { type AffinityStore, MemoryAffinityStore } from "./state/affinity_store.ts";
+import { localQuotaCounter, type QuotaCounter } from "./state/quota_counter.ts";
 import { matchGeminiRoute } from "./route.ts";
 import { MemoryStore } from "./state/memory.ts";
 import type { StateStore } from "./state/store.ts";
@@ -35,6 +36,8 @@ export interface AppDeps {
   readonly store?: StateStore;
   /** Where resource ownership is kept (files, caches, upload sessions); memory by default. */
   readonly affinityStore?: AffinityStore;
+  /** Shares pacing between instances (Deno KV); one process needs none. */
+  readonly quotaCounter?: QuotaCounter;
   readonly fetch?: typeof fetch;
   /** WebSocket plumbing of the runtime, for the Live API; without it Live answers 501. */
   readonly webSockets?: WebSocketAdapters;
@@ -74,9 +77,19 @@ export async function createApp(deps: AppDeps): Promise<App> {
     now: clock.now,
   });
   const ledger = new QuotaLedger(config.pacing === "off" ? [] : config.quotaLimits);
+  const quotaCounter = deps.quotaCounter ?? localQuotaCounter;
+  // Limits other instances learned apply here from the first request, and as they learn more.
+  const adoptSharedRules = async () => {
+    if (config.pacing !== "learn" || !quotaCounter.shared) return;
+    for (const shared of await quotaCounter.loadRules()) {
+      ledger.adopt(shared.project, shared.model, shared.rule);
+    }
+  };
+  await adoptSharedRules();
   const pool = new KeyPool(deps.keys, ledger);
   const sync = new StateSync(pool, store, { now: clock.now, log });
   await sync.start();
+  sync.alsoOnReload(adoptSharedRules);
   const usage = new UsageRecorder(store, {
     now: clock.now,
     log,
@@ -98,6 +111,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     usage,
     affinity: new ResourceAffinity(deps.affinityStore ?? new MemoryAffinityStore(), log),
     ledger,
+    quotaCounter,
     fetch: deps.fetch ?? fetch,
     clock,
     log,

@@ -22,6 +22,7 @@ import type { PoolKey } from "./keys.ts";
 import { describeError, type Logger } from "./log.ts";
 import type { KeyPool, Recovery } from "./pool.ts";
 import type { QuotaLedger, Ticket } from "./quota.ts";
+import type { QuotaCounter } from "./state/quota_counter.ts";
 import { listAcrossProjects, listedCollection } from "./listing.ts";
 import { relayBody, type RelayResult } from "./relay.ts";
 import { mayNameResources, resourcesInAnswer, resourcesInRequest } from "./resources.ts";
@@ -46,6 +47,8 @@ export interface ProxyContext {
   readonly affinity: ResourceAffinity;
   /** Known per-window limits (pacing); sends are counted here as they leave. */
   readonly ledger: QuotaLedger;
+  /** Shares pacing counts and learned limits between instances (a no-op for one process). */
+  readonly quotaCounter: QuotaCounter;
   readonly fetch: typeof fetch;
   readonly clock: Clock;
   readonly log: Logger;
@@ -177,6 +180,18 @@ export async function proxyRequest(
       return trace.own(response, reason);
     }
     const key = choice.key;
+    if (ctx.quotaCounter.shared && ctx.ledger.active) {
+      const reservations = ctx.ledger.reservations(key.project, trace.model, now, tokenEstimate);
+      const reserved = reservations.length === 0
+        ? { ok: true as const }
+        : await ctx.quotaCounter.reserve(reservations, now);
+      if (!reserved.ok) {
+        // Other instances used this bucket's window: hold it here too and choose again.
+        ctx.ledger.hold(key.project, trace.model, reserved.until);
+        attempt--;
+        continue;
+      }
+    }
     if (discovering && last.outcome === "client_error" && avoidProjects.has(key.project)) {
       // Every project was asked and none could see the resource: Google's answer stands.
       return last.passThrough!();
@@ -214,6 +229,12 @@ export async function proxyRequest(
     report(key, upstream.status, outcome.kind);
     if (outcome.kind === "quota" && ctx.config.pacing === "learn") {
       ctx.ledger.learn(key.project, trace.model, outcome, ctx.clock.now());
+      const rule = ctx.ledger.learnedRule(key.project, trace.model, outcome);
+      if (rule?.window !== undefined && ctx.quotaCounter.shared) {
+        ctx.quotaCounter.saveRule({ project: key.project, model: trace.model, rule }).catch(
+          (error) => ctx.log.warn("learned limit not shared", { error: describeError(error) }),
+        );
+      }
     }
     ctx.sync.record(
       effectOf(outcome, {

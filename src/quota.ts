@@ -16,6 +16,7 @@
 
 import type { Outcome } from "./classify.ts";
 import { nextPacificMidnight } from "./cooldown.ts";
+import type { QuotaReservation } from "./state/quota_counter.ts";
 
 export type QuotaUnit = "requests" | "tokens";
 /** A window in ms, or the Pacific calendar day. */
@@ -263,6 +264,56 @@ export class QuotaLedger {
           void project;
         }
       }
+    }
+  }
+
+  /**
+   * The dimensions of (project, model) whose window is known, as shared-counter reservations
+   * for one send of `tokens` input tokens.
+   */
+  reservations(project: string, model: string, now: number, tokens = 0): QuotaReservation[] {
+    const out: QuotaReservation[] = [];
+    const byKind = this.#buckets.get(project)?.get(model);
+    if (!byKind) return out;
+    for (const [kindKey, dimension] of byKind) {
+      const { rule } = dimension;
+      if (rule.window === undefined) continue;
+      out.push({
+        bucket: `${project}\u0000${model}\u0000${kindKey}`,
+        limit: rule.limit,
+        window: rule.window,
+        amount: rule.unit === "tokens" ? tokens : 1,
+      });
+    }
+    void now;
+    return out;
+  }
+
+  /** Another instance's reservation was refused: hold (project, model) until `until`. */
+  hold(project: string, model: string, until: number): void {
+    for (const dimension of this.#buckets.get(project)?.get(model)?.values() ?? []) {
+      dimension.fullUntil = Math.max(dimension.fullUntil, until);
+    }
+  }
+
+  /** The learned rule of a dimension after `learn`, to share it with other instances. */
+  learnedRule(project: string, model: string, outcome: Extract<Outcome, { kind: "quota" }>) {
+    const kindKey = `${outcome.unit ?? "requests"}:${outcome.window}`;
+    const rule = this.#buckets.get(project)?.get(model)?.get(kindKey)?.rule;
+    return rule && rule.source === "learned" ? rule : undefined;
+  }
+
+  /** Adopts limits other instances learned (where this one knows less). */
+  adopt(project: string, model: string, rule: QuotaRule): void {
+    const kindKey = `${rule.unit}:${rule.window === "day" ? "day" : "minute"}`;
+    const byKind = this.#byKind(project, model);
+    const dimension = byKind.get(kindKey);
+    if (!dimension) {
+      byKind.set(kindKey, new Dimension(rule));
+      this.version++;
+    } else if (dimension.rule.source === "learned" && dimension.rule.window === undefined) {
+      dimension.rule = { ...dimension.rule, ...rule };
+      this.version++;
     }
   }
 

@@ -9,6 +9,7 @@ import { type Config, loadConfig } from "../src/config.ts";
 import { type PoolKey, toPoolKeys } from "../src/keys.ts";
 import type { StateStore } from "../src/state/store.ts";
 import type { ProxyObserver } from "../src/events.ts";
+import type { QuotaCounter } from "../src/state/quota_counter.ts";
 import { type MockUpstream, startMockUpstream } from "./mock_upstream.ts";
 import { denoWebSockets } from "../entries/deno_websockets.ts";
 
@@ -38,6 +39,7 @@ export interface RotatorOptions {
   readonly store?: StateStore;
   readonly mock?: MockUpstream;
   readonly observers?: ProxyObserver[];
+  readonly quotaCounter?: QuotaCounter;
 }
 
 export async function startRotator(options: RotatorOptions): Promise<Rotator> {
@@ -58,6 +60,7 @@ export async function startRotator(options: RotatorOptions): Promise<Rotator> {
     ...(options.store ? { store: options.store } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.observers ? { observers: options.observers } : {}),
+    ...(options.quotaCounter ? { quotaCounter: options.quotaCounter } : {}),
     writeLog: (line) => logs.push(line),
     webSockets: denoWebSockets,
     meta: { version: "test", entry: "test/harness.ts", platform: "test" },

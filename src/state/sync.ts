@@ -21,6 +21,8 @@ export class StateSync {
   #reloading: Promise<void> | undefined;
   #reloadAgain = false;
   #unsubscribe: (() => void) | undefined;
+  /** Also run on every reload (e.g. adopting limits other instances learned). */
+  readonly #alsoOnReload: (() => Promise<void>)[] = [];
 
   constructor(pool: KeyPool, store: StateStore, options: { now: () => number; log: Logger }) {
     this.#pool = pool;
@@ -72,6 +74,11 @@ export class StateSync {
     return Math.max(local, stored);
   }
 
+  /** Runs `task` whenever shared state is reloaded. */
+  alsoOnReload(task: () => Promise<void>): void {
+    this.#alsoOnReload.push(task);
+  }
+
   /** Reloads from the store; concurrent calls coalesce into at most one more load. */
   reload(): Promise<void> {
     if (this.#reloading) {
@@ -91,6 +98,7 @@ export class StateSync {
             else if (effect.type === "disable") disablements.push(effect.record);
           }
           this.#pool.replaceState({ cooldowns, disablements }, this.#now());
+          for (const task of this.#alsoOnReload) await task();
         } catch (error) {
           this.#log.warn("state reload failed; keeping the local view", {
             error: describeError(error),
