@@ -17,6 +17,7 @@ import { type AppMeta, healthResponse } from "./health.ts";
 import type { PoolKey } from "./keys.ts";
 import { createLogger, describeError, type Logger, Redactor } from "./log.ts";
 import { KeyPool } from "./pool.ts";
+import { CapacityQueue } from "./capacity.ts";
 import { QuotaLedger } from "./quota.ts";
 import { ResourceAffinity } from "./affinity.ts";
 import { isLivePath, serveLive, type WebSocketAdapters } from "./live.ts";
@@ -116,6 +117,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     clock,
     log,
     observers: deps.observers ?? [],
+    capacity: new CapacityQueue(clock, config.maxWaiting),
   };
 
   async function route(request: Request): Promise<Response> {

@@ -7,6 +7,7 @@
 import { KeyListError, type KeySpec, parseKeyList } from "./key_list.ts";
 import type { QuotaRule } from "./quota.ts";
 import { parseQuotaLimits } from "./quota_config.ts";
+import { parseModelFallbacks } from "./model_fallback.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -45,6 +46,12 @@ export interface Config {
   readonly quotaLimits: readonly QuotaRule[];
   /** Pace by learned and declared limits (`learn`), declared ones only, or not at all. */
   readonly pacing: "learn" | "declared" | "off";
+  /** Longest a request waits for a key to recover before a 429 (0: never waits). */
+  readonly maxWaitMs: number;
+  /** Requests waiting at once, over all models; beyond it the 429 comes at once. */
+  readonly maxWaiting: number;
+  /** Model substitutes (MODEL_FALLBACKS). */
+  readonly modelFallbacks: ReadonlyMap<string, string>;
 }
 
 /** Thrown by loadConfig; the message is safe to print as it is. */
@@ -77,6 +84,8 @@ export const DEFAULTS = {
   NO_ALLOWANCE_COOLDOWN_MS: 24 * HOUR,
   SPEND_CAP_COOLDOWN_MS: HOUR,
   DISABLED_RECHECK_MS: 24 * HOUR,
+  MAX_WAIT_SECONDS: 5,
+  MAX_WAITING: 200,
 } as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -171,6 +180,9 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     logRequests: read.bool("LOG_REQUESTS", true),
     quotaLimits: parseQuotaLimits(env.QUOTA_LIMITS),
     pacing: read.oneOf("PACING", ["learn", "declared", "off"] as const, "learn"),
+    maxWaitMs: read.int("MAX_WAIT_SECONDS", DEFAULTS.MAX_WAIT_SECONDS, 0, 10) * SECOND,
+    maxWaiting: read.int("MAX_WAITING", DEFAULTS.MAX_WAITING, 0, 100_000),
+    modelFallbacks: parseModelFallbacks(env.MODEL_FALLBACKS),
   };
   return Object.freeze(config);
 }

@@ -42,7 +42,16 @@ export interface RequestEvent {
   readonly end: RelayEnd | "answered";
 }
 
+/** A request started waiting for a key to recover (the line's length after it joined). */
+export interface WaitEvent {
+  readonly model: string;
+  readonly waiting: number;
+  /** When the first key is expected back. */
+  readonly until: number;
+}
+
 export interface ProxyObserver {
   attempt?(event: AttemptEvent): void;
   request?(event: RequestEvent): void;
+  waiting?(event: WaitEvent): void;
 }

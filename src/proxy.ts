@@ -9,34 +9,34 @@
  */
 
 import { expiryInAnswer, type Ownership, type ResourceAffinity } from "./affinity.ts";
+import {
+  type AttemptsResult,
+  type Plan,
+  readLimitedText,
+  RESOURCE_ANSWER_LIMIT,
+  runAttempts,
+} from "./attempts.ts";
 import { clientCredential, type TokenSet } from "./auth.ts";
 import { readBody } from "./body.ts";
-import { classify } from "./classify.ts";
+import type { CapacityQueue, Place } from "./capacity.ts";
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
-import { effectOf } from "./cooldown.ts";
 import { errorResponse } from "./errors.ts";
-import type { AttemptResult, ProxyObserver } from "./events.ts";
+import type { ProxyObserver } from "./events.ts";
 import { exhaustedAnswer, noKeysAnswer, type Pin, pinnedAnswer } from "./exhausted.ts";
-import type { PoolKey } from "./keys.ts";
-import { describeError, type Logger } from "./log.ts";
-import type { KeyPool, Recovery } from "./pool.ts";
-import type { QuotaLedger, Ticket } from "./quota.ts";
-import type { QuotaCounter } from "./state/quota_counter.ts";
 import { listAcrossProjects, listedCollection } from "./listing.ts";
-import { relayBody, type RelayResult } from "./relay.ts";
-import { mayNameResources, resourcesInAnswer, resourcesInRequest } from "./resources.ts";
+import { describeError, type Logger } from "./log.ts";
+import { fallbackChain } from "./model_fallback.ts";
+import type { KeyPool, Recovery } from "./pool.ts";
+import type { QuotaLedger } from "./quota.ts";
+import { resourcesInAnswer, resourcesInRequest } from "./resources.ts";
 import { type GeminiRoute, openAiBodyFields, type StreamMode } from "./route.ts";
+import type { QuotaCounter } from "./state/quota_counter.ts";
 import type { StateSync } from "./state/sync.ts";
 import { Trace } from "./trace.ts";
-import {
-  isUploadChunk,
-  rewriteUploadUrl,
-  unknownUploadAnswer,
-  uploadKeyGoneAnswer,
-} from "./upload.ts";
+import { isUploadChunk, unknownUploadAnswer, uploadKeyGoneAnswer } from "./upload.ts";
 import { clientHeaders, upstreamHeaders, upstreamUrl } from "./upstream.ts";
-import { tokensFromTail, type UsageRecorder } from "./usage.ts";
+import type { UsageRecorder } from "./usage.ts";
 
 export interface ProxyContext {
   readonly config: Config;
@@ -53,12 +53,11 @@ export interface ProxyContext {
   readonly clock: Clock;
   readonly log: Logger;
   readonly observers: readonly ProxyObserver[];
+  /** Requests waiting for a key to recover. */
+  readonly capacity: CapacityQueue;
+  /** Another provider's answer when every Gemini key is spent (issue 9), if configured. */
+  readonly providerFallback?: (plan: Plan, trace: Trace) => Promise<Response | undefined>;
 }
-
-/** Error bodies are small; more than this is not an error body worth reading whole. */
-const ERROR_BODY_LIMIT = 64 * 1024;
-/** Resource-management answers read whole to learn the names they create. */
-const RESOURCE_ANSWER_LIMIT = 1024 * 1024;
 
 /** Answers one request for a Gemini API path. */
 export async function proxyRequest(
@@ -110,6 +109,16 @@ export async function proxyRequest(
     );
   }
 
+  const waitBound = clientWaitBound(request.headers, ctx.config);
+  if (typeof waitBound === "string") {
+    return trace.own(
+      errorResponse(400, "INVALID_ARGUMENT", waitBound, { reason: "BAD_ROTATOR_HEADER" }),
+      "BAD_ROTATOR_HEADER",
+    );
+  }
+  const fallbackAllowed =
+    request.headers.get("x-rotator-fallback")?.trim().toLowerCase() !== "none";
+
   let stream: StreamMode = route.stream;
   if (route.kind === "openai") {
     const fields = openAiBodyFields(body.bytes);
@@ -159,286 +168,142 @@ export async function proxyRequest(
   // Names nobody recorded: the owner is found by trying projects until one can see them.
   const discovering = ownership.kind === "unknown";
 
-  const started = ctx.clock.now();
-  /** About four bytes of JSON per input token: an estimate for token-per-minute pacing. */
-  const tokenEstimate = Math.ceil(body.bytes.byteLength / 4);
-  let ticket: Ticket | undefined;
-  const avoidProjects = new Set<string>();
-  const tried = new Set<string>();
-  let transientRetries = 0;
-  let last: { outcome?: AttemptResult; passThrough?: () => Response } = {};
+  const plan: Plan = {
+    request,
+    url,
+    route,
+    stream,
+    target,
+    payload,
+    pinned,
+    discovering,
+    names,
+    tokenEstimate: Math.ceil(body.bytes.byteLength / 4),
+  };
+  const primary = trace.model;
+  const waitDeadline = ctx.clock.now() + waitBound;
 
-  for (let attempt = 1; attempt <= ctx.config.maxAttempts; attempt++) {
-    if (attempt > 1 && ctx.clock.now() - started >= ctx.config.retryBudgetMs) break;
-    const now = ctx.clock.now();
-    const choice = choose(now);
-    if (!choice.key) {
-      if (last.outcome === "client_error" && last.passThrough) return last.passThrough();
-      const { response, reason } = pinned
-        ? pinnedAnswer(pinned, trace.model, choice.recovery, now)
-        : exhaustedAnswer(trace.model, ctx.pool.size, choice.recovery, now);
-      return trace.own(response, reason);
+  // 1. Another key.
+  let result = await runAttempts(plan, trace, ctx);
+  if (result.response) return result.response;
+  // 2. Wait, within the bound, for the first key that recovers.
+  result = await waitForCapacity(plan, result.exhausted, waitDeadline, trace, ctx);
+  if (result.response) return result.response;
+  const recovery = result.exhausted;
+  // 3. A substitute model the operator allowed (never for a resource-bound request).
+  if (!pinned && fallbackAllowed) {
+    for (const alternative of fallbackChain(ctx.config.modelFallbacks, primary)) {
+      const substitute = withModel(plan, primary, alternative);
+      if (!substitute) break;
+      trace.model = alternative;
+      const answer = await runAttempts(substitute, trace, ctx);
+      if (answer.response) return answer.response;
     }
-    const key = choice.key;
-    if (ctx.quotaCounter.shared && ctx.ledger.active) {
-      const reservations = ctx.ledger.reservations(key.project, trace.model, now, tokenEstimate);
-      const reserved = reservations.length === 0
-        ? { ok: true as const }
-        : await ctx.quotaCounter.reserve(reservations, now);
-      if (!reserved.ok) {
-        // Other instances used this bucket's window: hold it here too and choose again.
-        ctx.ledger.hold(key.project, trace.model, reserved.until);
-        attempt--;
-        continue;
-      }
-    }
-    if (discovering && last.outcome === "client_error" && avoidProjects.has(key.project)) {
-      // Every project was asked and none could see the resource: Google's answer stands.
-      return last.passThrough!();
-    }
-    trace.attempts = attempt;
-    trace.keyIds.push(key.id);
-    tried.add(key.id);
-
-    // Counted when it leaves, so concurrent requests see it (an estimate of its input tokens
-    // until the answer's usageMetadata says).
-    ticket = ctx.ledger.active
-      ? ctx.ledger.record(key.project, trace.model, now, tokenEstimate)
-      : undefined;
-    const sent = performance.now();
-    const answer = await send(key);
-    trace.upstreamMs = performance.now() - sent;
-
-    if ("error" in answer) {
-      const result: AttemptResult = answer.timedOut ? "timeout" : "network_error";
-      report(key, 0, result);
-      if (request.signal.aborted) return trace.clientClosed();
-      ctx.log.warn("upstream request failed", { key: key.id, error: describeError(answer.error) });
-      last = { outcome: result };
-      if (answer.timedOut) break;
-      if (!(await backoff(transientRetries++))) break;
-      avoidProjects.add(key.project);
-      continue;
-    }
-
-    const upstream = answer.response;
-    if (upstream.status < 400) return await succeed(key, upstream);
-
-    const text = await readLimitedText(upstream, ERROR_BODY_LIMIT);
-    const outcome = classify({ status: upstream.status, body: text });
-    report(key, upstream.status, outcome.kind);
-    if (outcome.kind === "quota" && ctx.config.pacing === "learn") {
-      ctx.ledger.learn(key.project, trace.model, outcome, ctx.clock.now());
-      const rule = ctx.ledger.learnedRule(key.project, trace.model, outcome);
-      if (rule?.window !== undefined && ctx.quotaCounter.shared) {
-        ctx.quotaCounter.saveRule({ project: key.project, model: trace.model, rule }).catch(
-          (error) => ctx.log.warn("learned limit not shared", { error: describeError(error) }),
-        );
-      }
-    }
-    ctx.sync.record(
-      effectOf(outcome, {
-        keyId: key.id,
-        project: key.project,
-        model: trace.model,
-        status: upstream.status,
-        now: ctx.clock.now(),
-        settings: ctx.config,
-      }),
-    );
-    const passThrough = () => {
-      const response = new Response(text.replaceAll(key.value, "[REDACTED]"), {
-        status: upstream.status,
-        headers: clientHeaders(upstream.headers, key),
-      });
-      trace.done(upstream.status, "upstream");
-      return response;
-    };
-    last = { outcome: outcome.kind, passThrough };
-
-    if (outcome.kind === "client_error") {
-      // A resource another project created looks missing (403/404) to this one: try another.
-      if (discovering && (upstream.status === 403 || upstream.status === 404)) {
-        avoidProjects.add(key.project);
-        continue;
-      }
-      return passThrough();
-    }
-    if (outcome.kind === "not_key") {
-      ctx.log.warn("upstream refused for a reason no key can fix", {
-        reason: outcome.reason,
-        status: upstream.status,
-        key: key.id,
-      });
-      return passThrough();
-    }
-    if (outcome.kind === "transient") {
-      // "500: retry once, then pass through"; 503 overloaded: a few short backoffs.
-      const allowed = outcome.reason === "INTERNAL"
-        ? Math.min(1, ctx.config.transientRetries)
-        : ctx.config.transientRetries;
-      if (transientRetries >= allowed || !(await backoff(transientRetries++))) {
-        return passThrough();
-      }
-      avoidProjects.add(key.project);
-      continue;
-    }
-    // Quota or key trouble: the next pick skips this bucket or key; prefer another project.
-    avoidProjects.add(key.project);
+    trace.model = primary;
   }
-
-  // Attempts or time budget ran out.
-  if (last.outcome === "network_error" || last.outcome === "timeout") {
-    const timedOut = last.outcome === "timeout";
-    const reason = timedOut ? "UPSTREAM_TIMEOUT" : "UPSTREAM_UNREACHABLE";
-    return trace.own(
-      errorResponse(
-        timedOut ? 504 : 502,
-        timedOut ? "DEADLINE_EXCEEDED" : "UNAVAILABLE",
-        timedOut
-          ? `The Gemini API did not answer within ${ctx.config.upstreamTimeoutMs} ms.`
-          : "The Gemini API could not be reached. Retry shortly.",
-        { reason },
-      ),
-      reason,
-    );
+  // 4. Another provider.
+  if (ctx.providerFallback && fallbackAllowed) {
+    const answer = await ctx.providerFallback(plan, trace);
+    if (answer) return answer;
   }
-  if ((last.outcome === "transient" || last.outcome === "client_error") && last.passThrough) {
-    return last.passThrough();
-  }
+  // 5. The 429 (or 503 when nothing will recover by itself).
   const now = ctx.clock.now();
-  let recovery: Recovery | undefined;
-  if (pinned) {
-    const choice = ctx.pool.pickInProject(trace.model, pinned.project, now);
-    recovery = choice.key ? { at: now } : choice.recovery;
-  } else {
-    recovery = ctx.pool.nextRecovery(trace.model, now);
-  }
-  if (recovery !== undefined && recovery.at <= now) {
-    // Keys remain that were not tried: the attempt limit, not the pool, ran out.
-    return trace.own(
-      errorResponse(
-        429,
-        "RESOURCE_EXHAUSTED",
-        `${trace.attempts} keys in a row were rate-limited or rejected for ` +
-          `${trace.model || "this request"}; other keys may still have quota. Retry now.`,
-        { reason: "ATTEMPTS_EXHAUSTED", headers: { "retry-after": "1" } },
-      ),
-      "ATTEMPTS_EXHAUSTED",
-    );
-  }
   const { response, reason } = pinned
-    ? pinnedAnswer(pinned, trace.model, recovery, now)
-    : exhaustedAnswer(trace.model, ctx.pool.size, recovery, now);
+    ? pinnedAnswer(pinned, primary, recovery, now)
+    : exhaustedAnswer(primary, ctx.pool.size, recovery, now);
   return trace.own(response, reason);
+}
 
-  /** The next key: from the owning project when pinned, else round-robin over the pool. */
-  function choose(now: number): { key: PoolKey; recovery?: undefined } | {
-    key?: undefined;
-    recovery: Recovery | undefined;
-  } {
-    if (pinned) {
-      const choice = ctx.pool.pickInProject(trace.model, pinned.project, now);
-      return choice.key ? { key: choice.key } : { recovery: choice.recovery };
-    }
-    const key = ctx.pool.pick(trace.model, now, { avoidKeys: tried, avoidProjects });
-    return key ? { key } : { recovery: ctx.pool.nextRecovery(trace.model, now) };
-  }
-
-  /** One upstream call; the timeout covers the wait for response headers only. */
-  async function send(
-    key: PoolKey,
-  ): Promise<{ response: Response } | { error: unknown; timedOut: boolean }> {
-    const deadline = new AbortController();
-    const timer = setTimeout(
-      () => deadline.abort(new DOMException("upstream timeout", "TimeoutError")),
-      ctx.config.upstreamTimeoutMs,
-    );
-    try {
-      const response = await ctx.fetch(target, {
-        method: request.method,
-        headers: upstreamHeaders(request.headers, key, route.kind),
-        body: payload,
-        redirect: "manual",
-        signal: AbortSignal.any([request.signal, deadline.signal]),
-      });
-      return { response };
-    } catch (error) {
-      return { error, timedOut: deadline.signal.aborted && !request.signal.aborted };
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  function report(key: PoolKey, status: number, result: AttemptResult) {
-    trace.attempt(key, status, result);
-  }
-
-  async function backoff(retry: number): Promise<boolean> {
-    const delay = ctx.config.retryBackoffMs * 2 ** retry * (0.75 + Math.random() * 0.5);
-    if (ctx.clock.now() - started + delay >= ctx.config.retryBudgetMs) return false;
-    try {
-      await ctx.clock.sleep(delay, request.signal);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  async function succeed(key: PoolKey, upstream: Response): Promise<Response> {
-    report(key, upstream.status, "ok");
-    const headers = clientHeaders(upstream.headers, key);
-    if (stream !== "none") headers.delete("content-length");
-    headers.set("x-rotator-key", key.id);
-    headers.set("x-rotator-attempts", String(trace.attempts));
-    const now = ctx.clock.now();
-    if (route.kind === "upload") {
-      const id = rewriteUploadUrl(headers, ctx.config.publicBaseUrl ?? url.origin);
-      if (id) ctx.affinity.remember([`upload:${id}`], key, now);
-    }
-    if (discovering && names.length > 0) ctx.affinity.remember(names, key, now);
-    if (request.method === "DELETE") names.forEach((name) => ctx.affinity.forget(name));
-
-    if (upstream.body === null) {
-      trace.done(upstream.status, "upstream");
-      return new Response(null, { status: upstream.status, headers });
-    }
-    let body: ReadableStream<Uint8Array> = upstream.body;
-    if (stream === "none" && mayNameResources(request.method, route.resource)) {
-      // Small management answers: read whole to learn which resources this key's project owns.
-      const read = await readUpTo(body, RESOURCE_ANSWER_LIMIT);
-      if (read.complete) {
-        const text = new TextDecoder().decode(read.bytes);
-        const created = resourcesInAnswer(text);
-        const expiry = created.length === 1 ? expiryInAnswer(text) : undefined;
-        ctx.affinity.remember(created, key, now, expiry);
-        trace.done(upstream.status, "upstream");
-        return new Response(read.bytes, { status: upstream.status, headers });
+/**
+ * Waits in line while the first key to recover does so within the bound; per-day exhaustion,
+ * `limit: 0` and disabled keys never wait. Returns the answer, or still-exhausted.
+ */
+async function waitForCapacity(
+  plan: Plan,
+  recovery: Recovery | undefined,
+  deadline: number,
+  trace: Trace,
+  ctx: ProxyContext,
+): Promise<AttemptsResult> {
+  let current = recovery;
+  let place: Place | undefined;
+  let joined = false;
+  try {
+    while (waitable(current, deadline)) {
+      place ??= ctx.capacity.join(
+        plan.pinned ? `${plan.pinned.project}\u0000${trace.model}` : trace.model,
+      );
+      if (!place) break; // the line is full: the 429 comes at once
+      if (!joined) {
+        joined = true;
+        const event = { model: trace.model, waiting: ctx.capacity.size, until: current.at };
+        for (const observer of ctx.observers) observer.waiting?.(event);
       }
-      body = read.stream;
+      if (!(await place.until(current.at, plan.request.signal))) {
+        return { response: trace.clientClosed() };
+      }
+      const held = place;
+      const result = await runAttempts(
+        {
+          ...plan,
+          onChosen: (key) => {
+            // Hand the turn on at once if another key can serve too; otherwise after the answer,
+            // so one recovered key is not handed every waiter.
+            const other = ctx.pool.pick(trace.model, ctx.clock.now(), {
+              avoidKeys: new Set([key.id]),
+            });
+            if (other && other.id !== key.id) held.leave();
+          },
+        },
+        trace,
+        ctx,
+      );
+      if (result.response) return result;
+      current = result.exhausted;
     }
-    const relayed = relayBody(body, {
-      mode: stream,
-      idleTimeoutMs: ctx.config.streamIdleTimeoutMs,
-      onEnd: (result: RelayResult) => {
-        const tokens = tokensFromTail(result.tail);
-        if (tokens) {
-          ctx.usage.count(key.id, trace.model, tokens);
-          if (ticket) ctx.ledger.settleTokens(ticket, tokens.promptTokens);
-        }
-        if (result.end !== "complete" && result.end !== "client_cancelled") {
-          ctx.log.warn("upstream stream failed mid-answer", { key: key.id, end: result.end });
-        }
-        trace.done(upstream.status, "upstream", {
-          end: result.end,
-          ...(result.firstChunkMs !== undefined
-            ? { firstByteMs: Math.round((trace.upstreamMs ?? 0) + result.firstChunkMs) }
-            : {}),
-        });
-      },
-    });
-    return new Response(relayed, { status: upstream.status, headers });
+    return { exhausted: current };
+  } finally {
+    place?.leave();
   }
+}
+
+/** Whether the first recovery is worth waiting for: a short window ending within the bound. */
+function waitable(recovery: Recovery | undefined, deadline: number): recovery is Recovery {
+  const cause = recovery?.cause;
+  if (!recovery || !cause || !("until" in cause)) return false;
+  if (cause.window === "day" || cause.window === "no_allowance" || cause.window === "project") {
+    return false;
+  }
+  return recovery.at <= deadline;
+}
+
+/** The same request for another model, or undefined when it cannot be rewritten. */
+function withModel(plan: Plan, from: string, to: string): Plan | undefined {
+  if (plan.route.kind === "native") {
+    const marker = `/models/${encodeURIComponent(from)}:`;
+    if (!plan.target.includes(marker)) return undefined;
+    return { ...plan, target: plan.target.replace(marker, `/models/${encodeURIComponent(to)}:`) };
+  }
+  if (plan.route.kind === "openai" && plan.payload) {
+    try {
+      const body = JSON.parse(new TextDecoder().decode(plan.payload));
+      body.model = body.model?.startsWith?.("models/") ? `models/${to}` : to;
+      return { ...plan, payload: new TextEncoder().encode(JSON.stringify(body)) };
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/** The client's bound on waiting (x-rotator-max-wait lowers MAX_WAIT_SECONDS), in ms. */
+function clientWaitBound(headers: Headers, config: Config): number | string {
+  const raw = headers.get("x-rotator-max-wait");
+  if (raw === null) return config.maxWaitMs;
+  if (!/^\d+(\.\d+)?$/.test(raw.trim())) {
+    return "x-rotator-max-wait must be a number of seconds, such as 3 or 0.5";
+  }
+  return Math.min(config.maxWaitMs, Math.round(Number(raw) * 1000));
 }
 
 /**
@@ -514,73 +379,4 @@ async function forwardUploadChunk(
     status: upstream.status,
     headers: responseHeaders,
   });
-}
-
-/**
- * Reads a body whole if it is at most `limit` bytes; otherwise gives back a stream that yields
- * what was read followed by the rest, so nothing is lost.
- */
-async function readUpTo(
-  body: ReadableStream<Uint8Array>,
-  limit: number,
-): Promise<
-  { complete: true; bytes: Uint8Array<ArrayBuffer> } | {
-    complete: false;
-    stream: ReadableStream<Uint8Array>;
-  }
-> {
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    total += value.byteLength;
-    if (total > limit) {
-      return {
-        complete: false,
-        stream: new ReadableStream<Uint8Array>({
-          pull(controller) {
-            const next = chunks.shift();
-            if (next) return controller.enqueue(next);
-            return reader.read().then(({ done, value }) => {
-              if (done) controller.close();
-              else controller.enqueue(value);
-            });
-          },
-          cancel: (reason) => reader.cancel(reason),
-        }),
-      };
-    }
-  }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return { complete: true, bytes };
-}
-
-/** Reads at most `limit` bytes of a body as text and releases the rest. */
-async function readLimitedText(response: Response, limit: number): Promise<string> {
-  if (!response.body) return "";
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  let total = 0;
-  try {
-    while (total < limit) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-      total += value.byteLength;
-    }
-  } catch {
-    // A body cut short still classifies by what arrived.
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-  return text + decoder.decode();
 }

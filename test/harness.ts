@@ -117,3 +117,55 @@ export function generate(
     body: JSON.stringify(init.body ?? { contents: [{ parts: [{ text: "Hi" }] }] }),
   });
 }
+
+/**
+ * A clock whose sleeps wait until the test moves time past them (advance), for tests of requests
+ * that wait for keys to recover. Sleeps resolve in deadline order.
+ */
+export class ManualClock implements Clock {
+  #timers: { at: number; resolve: () => void }[] = [];
+  #changed: (() => void)[] = [];
+
+  /** Resolves when a sleep is added or dropped (a waiter joins or gives up). */
+  changed(): Promise<void> {
+    return new Promise((resolve) => this.#changed.push(resolve));
+  }
+
+  #notify(): void {
+    this.#changed.splice(0).forEach((resolve) => resolve());
+  }
+
+  constructor(public time = Date.UTC(2026, 10, 25, 18, 0, 0)) {}
+
+  now = (): number => this.time;
+
+  sleep = (ms: number, signal?: AbortSignal): Promise<void> => {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const timer = { at: this.time + ms, resolve };
+      this.#timers.push(timer);
+      this.#notify();
+      signal?.addEventListener("abort", () => {
+        this.#timers = this.#timers.filter((t) => t !== timer);
+        this.#notify();
+        reject(signal.reason);
+      }, { once: true });
+    });
+  };
+
+  /** Moves time forward, waking every sleep due by then, earliest first. */
+  advance(ms: number): void {
+    const target = this.time + ms;
+    this.#timers.sort((a, b) => a.at - b.at);
+    while (this.#timers.length > 0 && this.#timers[0].at <= target) {
+      const timer = this.#timers.shift()!;
+      this.time = Math.max(this.time, timer.at);
+      timer.resolve();
+    }
+    this.time = target;
+  }
+
+  get sleepers(): number {
+    return this.#timers.length;
+  }
+}

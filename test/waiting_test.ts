@@ -1,0 +1,211 @@
+/**
+ * Waiting for capacity and model fallback: a request whose keys all cool for a short while waits
+ * (up to MAX_WAIT_SECONDS, lowered by x-rotator-max-wait) instead of getting a 429; waiting
+ * requests go in arrival order; a client that leaves sends nothing; a substitute model answers
+ * when the operator allowed one. Time is a ManualClock: nothing here sleeps for real.
+ */
+
+import assert from "node:assert/strict";
+import type { WaitEvent } from "../src/events.ts";
+import { generate, ManualClock, type Rotator, startRotator, testKey, TOKEN } from "./harness.ts";
+import { fixture } from "./mock_upstream.ts";
+
+const A = testKey("wait-a");
+const B = testKey("wait-b");
+const M = "gemini-2.5-flash";
+
+/** Google's per-minute 429 with a chosen RetryInfo delay. */
+function rpm(seconds: number) {
+  const body = JSON.parse(fixture("rpm").body);
+  body.error.details[2].retryDelay = `${seconds}s`;
+  return { type: "raw" as const, status: 429, body: JSON.stringify(body) };
+}
+
+/** Resolves when the next request starts waiting. */
+function nextWait(observers: { waiting?: (e: WaitEvent) => void }[]): Promise<WaitEvent> {
+  return new Promise((resolve) => observers[0].waiting = resolve);
+}
+
+async function withRotator(
+  keys: string[],
+  env: Record<string, string>,
+  body: (
+    rotator: Rotator,
+    clock: ManualClock,
+    observers: { waiting?: (e: WaitEvent) => void }[],
+  ) => Promise<void>,
+) {
+  const clock = new ManualClock();
+  const observers: { waiting?: (e: WaitEvent) => void }[] = [{}];
+  const rotator = await startRotator({ keys, clock, observers, env: { PACING: "off", ...env } });
+  try {
+    await body(rotator, clock, observers);
+  } finally {
+    await rotator.close();
+  }
+}
+
+Deno.test("a request waits for the first key to recover and then succeeds", async () => {
+  await withRotator([A], {}, async (rotator, clock, observers) => {
+    rotator.mock.script(A, rpm(3), { type: "ok" });
+    const waiting = nextWait(observers);
+    const pending = generate(rotator);
+    const event = await waiting;
+    assert.equal(event.until - clock.now(), 3000);
+    assert.equal(rotator.mock.requests.length, 1, "nothing sent while waiting");
+    clock.advance(3000);
+    const response = await pending;
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+    assert.equal(rotator.mock.requests.length, 2);
+  });
+});
+
+Deno.test("a recovery beyond the bound answers 429 at once; x-rotator-max-wait lowers the bound", async () => {
+  await withRotator([A], { MAX_WAIT_SECONDS: "5" }, async (rotator, clock) => {
+    rotator.mock.script(A, rpm(8));
+    const far = await generate(rotator);
+    assert.equal(far.status, 429);
+    assert.equal(far.headers.get("retry-after"), "8");
+    await far.body?.cancel();
+    clock.advance(8000);
+    rotator.mock.script(A, rpm(3));
+    const lowered = await generate(rotator, M, { headers: { "x-rotator-max-wait": "1" } });
+    assert.equal(lowered.status, 429, "3 s is beyond the client's 1 s");
+    await lowered.body?.cancel();
+    assert.equal(clock.sleepers, 0);
+    const bad = await generate(rotator, M, { headers: { "x-rotator-max-wait": "soon" } });
+    assert.equal(bad.status, 400);
+    assert.match((await bad.json()).error.message, /x-rotator-max-wait must be a number/);
+  });
+});
+
+Deno.test("per-day exhaustion never waits", async () => {
+  await withRotator([A], {}, async (rotator, clock) => {
+    rotator.mock.script(A, { type: "error", fixture: "rpd" });
+    const response = await generate(rotator);
+    assert.equal(response.status, 429);
+    await response.body?.cancel();
+    assert.equal(clock.sleepers, 0);
+  });
+});
+
+Deno.test("a client that leaves while waiting leaves the line and sends nothing", async () => {
+  await withRotator([A], {}, async (rotator, clock, observers) => {
+    rotator.mock.script(A, rpm(3), { type: "ok" });
+    const controller = new AbortController();
+    const waiting = nextWait(observers);
+    const pending = fetch(`${rotator.url}/v1beta/models/${M}:generateContent`, {
+      method: "POST",
+      headers: { "x-goog-api-key": TOKEN },
+      body: "{}",
+      signal: controller.signal,
+    }).catch((error) => error);
+    await waiting;
+    controller.abort();
+    assert.ok((await pending) instanceof Error);
+    // The server notices the disconnect and drops the waiter's timer.
+    while (clock.sleepers > 0) await clock.changed();
+    clock.advance(5000);
+    assert.equal(rotator.mock.requests.length, 1, "only the request that found the key cooling");
+  });
+});
+
+Deno.test("50 waiting requests are released in arrival order as the key recovers", async () => {
+  await withRotator([A], { MAX_WAITING: "60" }, async (rotator, clock, observers) => {
+    rotator.mock.script(A, rpm(2), { type: "ok" });
+    const first = nextWait(observers);
+    const requests = [generate(rotator, M, { body: { contents: [{ parts: [{ text: "0" }] }] } })];
+    await first;
+    for (let i = 1; i < 50; i++) {
+      const joined = nextWait(observers);
+      requests.push(
+        generate(rotator, M, { body: { contents: [{ parts: [{ text: String(i) }] }] } }),
+      );
+      await joined;
+    }
+    assert.equal(rotator.mock.requests.length, 1, "nothing sent before the recovery");
+    clock.advance(2000);
+    const answers = await Promise.all(requests);
+    assert.ok(answers.every((a) => a.status === 200));
+    await Promise.all(answers.map((a) => a.body?.cancel()));
+    const order = rotator.mock.requests.slice(1).map((r) =>
+      Number(JSON.parse(r.body).contents[0].parts[0].text)
+    );
+    assert.deepEqual(
+      order,
+      Array.from({ length: 50 }, (_, i) => i),
+      "arrival order, one at a time",
+    );
+  });
+});
+
+Deno.test("a full line answers 429 at once", async () => {
+  await withRotator([A], { MAX_WAITING: "1" }, async (rotator, clock, observers) => {
+    rotator.mock.script(A, rpm(3), { type: "ok" });
+    const waiting = nextWait(observers);
+    const first = generate(rotator);
+    await waiting;
+    const second = await generate(rotator);
+    assert.equal(second.status, 429);
+    await second.body?.cancel();
+    clock.advance(3000);
+    assert.equal((await first).status, 200);
+  });
+});
+
+Deno.test("a substitute model answers when every key is spent for the one requested", async () => {
+  await withRotator([A, B], {
+    MODEL_FALLBACKS: "gemini-2.5-pro=gemini-2.5-flash;gemini-2.5-flash=gemini-2.5-flash-lite",
+    MAX_WAIT_SECONDS: "0",
+  }, async (rotator) => {
+    rotator.mock.script(A, { type: "error", fixture: "rpd" }, { type: "ok" });
+    rotator.mock.script(B, { type: "error", fixture: "rpd" }, { type: "ok" });
+    const response = await generate(rotator, "gemini-2.5-pro");
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("x-rotator-model"), "gemini-2.5-flash");
+    await response.body?.cancel();
+    const paths = rotator.mock.requests.map((r) => r.path);
+    assert.deepEqual(paths.slice(-1), ["/v1beta/models/gemini-2.5-flash:generateContent"]);
+
+    const refused = await generate(rotator, "gemini-2.5-pro", {
+      headers: { "x-rotator-fallback": "none" },
+    });
+    assert.equal(refused.status, 429, "the client refused substitution");
+    await refused.body?.cancel();
+  });
+});
+
+Deno.test("a client error is never answered by a substitute model", async () => {
+  await withRotator(
+    [A],
+    { MODEL_FALLBACKS: "gemini-2.5-pro=gemini-2.5-flash" },
+    async (rotator) => {
+      rotator.mock.setDefault({ type: "error", fixture: "not_found" });
+      const response = await generate(rotator, "gemini-2.5-pro");
+      assert.equal(response.status, 404);
+      await response.body?.cancel();
+      assert.equal(rotator.mock.requests.length, 1);
+    },
+  );
+});
+
+Deno.test("substitution works on the OpenAI-compatible surface (the model is in the body)", async () => {
+  await withRotator([A], {
+    MODEL_FALLBACKS: "gemini-2.5-pro=gemini-2.5-flash",
+    MAX_WAIT_SECONDS: "0",
+  }, async (rotator) => {
+    rotator.mock.script(A, { type: "error", fixture: "rpd_openai" }, { type: "ok" });
+    const response = await fetch(`${rotator.url}/v1beta/openai/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        model: "gemini-2.5-pro",
+        messages: [{ role: "user", content: "hi" }],
+      }),
+    });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("x-rotator-model"), "gemini-2.5-flash");
+    assert.equal((await response.json()).model, "gemini-2.5-flash");
+  });
+});
