@@ -71,6 +71,8 @@ export type Behavior =
     readonly status: number;
     readonly body: string;
     readonly headers?: Record<string, string>;
+    /** Send the body gzip-compressed with content-encoding and the compressed length. */
+    readonly gzip?: boolean;
   };
 
 export interface RecordedRequest {
@@ -221,11 +223,20 @@ export function startMockUpstream(options: MockOptions = {}): MockUpstream {
           status: behavior.status,
           headers: { "content-type": "text/html" },
         });
-      case "raw":
-        return new Response(behavior.body, {
-          status: behavior.status,
-          headers: behavior.headers ?? { "content-type": "application/json" },
+      case "raw": {
+        const headers = new Headers(behavior.headers ?? { "content-type": "application/json" });
+        if (!behavior.gzip) {
+          return new Response(behavior.body, { status: behavior.status, headers });
+        }
+        const compressed = new Response(
+          new Blob([behavior.body]).stream().pipeThrough(new CompressionStream("gzip")),
+        ).arrayBuffer();
+        return compressed.then((bytes) => {
+          headers.set("content-encoding", "gzip");
+          headers.set("content-length", String(bytes.byteLength));
+          return new Response(bytes, { status: behavior.status, headers });
         });
+      }
       case "hang": {
         const controller = new AbortController();
         controllers.add(controller);

@@ -406,3 +406,45 @@ Deno.test("no keys configured: every proxied request gets a clear 503", async ()
     await rotator.close();
   }
 });
+
+Deno.test("a compressed upstream answer reaches the client with headers true to its body", async () => {
+  const rotator = await startRotator({ keys: [A] });
+  const body = JSON.stringify({
+    candidates: [{ content: { parts: [{ text: "x".repeat(5000) }] } }],
+  });
+  rotator.mock.setDefault({ type: "raw", status: 200, body, gzip: true });
+  try {
+    const response = await generate(rotator);
+    assert.equal(response.status, 200);
+    // The rotator's fetch decoded the gzip body: it must not claim an encoding or the
+    // compressed length for the bytes it sends.
+    assert.equal(response.headers.get("content-encoding"), null);
+    const length = response.headers.get("content-length");
+    const text = await response.text();
+    assert.ok(length === null || Number(length) === new TextEncoder().encode(text).byteLength);
+    assert.equal(text, body);
+  } finally {
+    await rotator.close();
+  }
+});
+
+Deno.test("HEAD and GET carry no body upstream; hop-by-hop answer fields are not passed on", async () => {
+  const rotator = await startRotator({ keys: [A] });
+  rotator.mock.setDefault({
+    type: "raw",
+    status: 200,
+    body: "{}",
+    headers: { "content-type": "application/json", "keep-alive": "timeout=5", "x-kept": "1" },
+  });
+  try {
+    const response = await fetch(`${rotator.url}/v1beta/models`, {
+      headers: { "x-goog-api-key": TOKEN },
+    });
+    assert.equal(response.headers.get("keep-alive"), null);
+    assert.equal(response.headers.get("x-kept"), "1");
+    await response.body?.cancel();
+    assert.equal(rotator.mock.requests[0].body, "");
+  } finally {
+    await rotator.close();
+  }
+});
