@@ -28,6 +28,10 @@ import { tokensFromTail } from "./usage.ts";
 const ERROR_BODY_LIMIT = 64 * 1024;
 /** Resource-management answers read whole to learn the names they create. */
 export const RESOURCE_ANSWER_LIMIT = 1024 * 1024;
+/** A non-streamed answer up to this size (as sent, maybe compressed) is read whole. */
+const SMALL_ANSWER_BYTES = 256 * 1024;
+/** Usage metadata sits in the last bytes of an answer. */
+const TAIL_BYTES = 4096;
 
 /** What one request sends, for one model. */
 export interface Plan {
@@ -74,6 +78,7 @@ export async function runAttempts(
   } = plan;
   const started = ctx.clock.now();
   let ticket: Ticket | undefined;
+  let lastKey: PoolKey | undefined;
   const avoidProjects = new Set<string>();
   const tried = new Set<string>();
   let transientRetries = 0;
@@ -297,7 +302,16 @@ export async function runAttempts(
     }
   }
 
+  /** Token counts from the end of an answer, for the usage counters and token pacing. */
+  function settleUsage(tail: Uint8Array): void {
+    const tokens = tokensFromTail(tail);
+    if (!tokens) return;
+    ctx.usage.count(lastKey!.id, trace.model, tokens);
+    if (ticket) ctx.ledger.settleTokens(ticket, tokens.promptTokens);
+  }
+
   async function succeed(key: PoolKey, upstream: Response): Promise<Response> {
+    lastKey = key;
     report(key, upstream.status, "ok");
     const headers = clientHeaders(upstream.headers, key);
     if (stream !== "none") headers.delete("content-length");
@@ -318,15 +332,27 @@ export async function runAttempts(
       return new Response(null, { status: upstream.status, headers });
     }
     let body: ReadableStream<Uint8Array> = upstream.body;
-    if (stream === "none" && mayNameResources(request.method, route.resource)) {
-      // Small management answers: read whole to learn which resources this key's project owns.
-      const read = await readUpTo(body, RESOURCE_ANSWER_LIMIT);
+    const learnsNames = stream === "none" && mayNameResources(request.method, route.resource);
+    const declared = Number(upstream.headers.get("content-length") ?? NaN);
+    if (learnsNames || (stream === "none" && declared <= SMALL_ANSWER_BYTES)) {
+      // A small answer that is not a stream is read whole: cheaper than relaying it chunk by
+      // chunk, and it lets the rotator learn which resources this key's project now owns.
+      const read = declared <= SMALL_ANSWER_BYTES
+        ? { complete: true as const, bytes: new Uint8Array(await upstream.arrayBuffer()) }
+        : await readUpTo(body, learnsNames ? RESOURCE_ANSWER_LIMIT : 4 * SMALL_ANSWER_BYTES);
       if (read.complete) {
-        const text = new TextDecoder().decode(read.bytes);
-        const created = resourcesInAnswer(text);
-        const expiry = created.length === 1 ? expiryInAnswer(text) : undefined;
-        ctx.affinity.remember(created, key, now, expiry);
-        trace.done(upstream.status, "upstream");
+        if (learnsNames) {
+          const text = new TextDecoder().decode(read.bytes);
+          const created = resourcesInAnswer(text);
+          const expiry = created.length === 1 ? expiryInAnswer(text) : undefined;
+          ctx.affinity.remember(created, key, now, expiry);
+        }
+        settleUsage(read.bytes.subarray(Math.max(0, read.bytes.byteLength - TAIL_BYTES)));
+        headers.set("content-length", String(read.bytes.byteLength));
+        trace.done(upstream.status, "upstream", {
+          end: "complete",
+          firstByteMs: Math.round(trace.upstreamMs ?? 0),
+        });
         return new Response(read.bytes, { status: upstream.status, headers });
       }
       body = read.stream;
@@ -335,11 +361,7 @@ export async function runAttempts(
       mode: stream,
       idleTimeoutMs: ctx.config.streamIdleTimeoutMs,
       onEnd: (result: RelayResult) => {
-        const tokens = tokensFromTail(result.tail);
-        if (tokens) {
-          ctx.usage.count(key.id, trace.model, tokens);
-          if (ticket) ctx.ledger.settleTokens(ticket, tokens.promptTokens);
-        }
+        settleUsage(result.tail);
         if (result.end !== "complete" && result.end !== "client_cancelled") {
           ctx.log.warn("upstream stream failed mid-answer", { key: key.id, end: result.end });
         }

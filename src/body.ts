@@ -15,6 +15,14 @@ export async function readBody(request: Request, limit: number): Promise<BodyRes
     await request.body.cancel().catch(() => {});
     return { ok: false, reason: "too_large", limit };
   }
+  if (declared !== null && /^\d+$/.test(declared)) {
+    // A declared length within the limit: the runtime's own whole-body read is the fastest.
+    try {
+      return { ok: true, bytes: new Uint8Array(await request.arrayBuffer()) };
+    } catch {
+      return { ok: false, reason: "aborted", limit };
+    }
+  }
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;

@@ -140,8 +140,16 @@ export function nextPacificMidnight(now: number): number {
   return candidate;
 }
 
+/** The last day worked out, with its bounds: time-zone formatting is too slow per request. */
+let dayCache = { start: 0, end: 0, day: "" };
+
 /** The Pacific calendar day of `at` (`YYYY-MM-DD`): the day that per-day quotas count. */
 export function pacificDay(at: number): string {
-  const wall = new Date(at + pacificOffset(at));
-  return wall.toISOString().slice(0, 10);
+  if (at >= dayCache.start && at < dayCache.end) return dayCache.day;
+  const day = new Date(at + pacificOffset(at)).toISOString().slice(0, 10);
+  const end = nextPacificMidnight(at);
+  // The day began at the midnight before `end` (23 to 25 hours earlier across DST changes).
+  const start = nextPacificMidnight(end - 26 * 3_600_000);
+  dayCache = { start: start <= at ? start : at, end, day };
+  return day;
 }

@@ -29,22 +29,20 @@ const decoder = new TextDecoder();
 export function tokensFromTail(tail: Uint8Array): TokenUsage | undefined {
   if (tail.byteLength === 0) return undefined;
   const text = decoder.decode(tail);
-  const prompt = lastNumber(text, /"promptTokenCount"\s*:\s*(\d+)/g) ??
-    lastNumber(text, /"prompt_tokens"\s*:\s*(\d+)/g);
-  const total = lastNumber(text, /"totalTokenCount"\s*:\s*(\d+)/g);
+  // One pass over the text; the last value of each field wins (usage is cumulative in streams).
+  const found: Record<string, number> = {};
+  for (const match of text.matchAll(TOKEN_FIELDS)) found[match[1]] = Number(match[2]);
+  const prompt = found.promptTokenCount ?? found.prompt_tokens;
+  const total = found.totalTokenCount;
   const output = total !== undefined && prompt !== undefined
     ? total - prompt
-    : lastNumber(text, /"candidatesTokenCount"\s*:\s*(\d+)/g) ??
-      lastNumber(text, /"completion_tokens"\s*:\s*(\d+)/g);
+    : found.candidatesTokenCount ?? found.completion_tokens;
   if (prompt === undefined && output === undefined) return undefined;
   return { promptTokens: prompt ?? 0, outputTokens: Math.max(0, output ?? 0) };
 }
 
-function lastNumber(text: string, pattern: RegExp): number | undefined {
-  let last: number | undefined;
-  for (const match of text.matchAll(pattern)) last = Number(match[1]);
-  return last;
-}
+const TOKEN_FIELDS =
+  /"(promptTokenCount|totalTokenCount|candidatesTokenCount|prompt_tokens|completion_tokens)"\s*:\s*(\d+)/g;
 
 export interface UsageRecorderOptions {
   readonly now: () => number;
