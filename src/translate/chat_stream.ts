@@ -71,6 +71,8 @@ interface ChoiceState {
   readonly calls: CallInProgress[];
   readonly byKey: Map<string, CallInProgress>;
   lastKey?: string;
+  /** The choice said why it finished. */
+  finished: boolean;
   /** The finishing candidate, held until usage arrives or the stream ends. */
   final?: GeminiCandidate;
 }
@@ -161,8 +163,9 @@ export class ChatStreamTranslator {
         return this.#providerFailed(choice.error ?? { message: "finish_reason error" });
       }
       const reason = finishReasonOf(choice.finish_reason);
-      if (reason) {
+      if (reason && !state.finished) {
         this.#sawFinish = true;
+        state.finished = true;
         state.final = this.#finalCandidate(index, state, reason);
       }
     }
@@ -177,7 +180,9 @@ export class ChatStreamTranslator {
 
   #state(index: number): ChoiceState {
     let state = this.#choices.get(index);
-    if (!state) this.#choices.set(index, state = { calls: [], byKey: new Map() });
+    if (!state) {
+      this.#choices.set(index, state = { calls: [], byKey: new Map(), finished: false });
+    }
     return state;
   }
 
@@ -260,7 +265,7 @@ export class ChatStreamTranslator {
    */
   #complete(done: boolean): void {
     for (const [index, state] of this.#choices) {
-      if (state.final) continue;
+      if (state.finished) continue;
       if (done || state.calls.length > 0) {
         state.final = this.#finalCandidate(index, state, done ? "STOP" : undefined);
       }
