@@ -4,11 +4,9 @@
  * `data: {GenerateContentResponse}\r\n\r\n` (`alt=sse`) or the streamed JSON array (no `alt`).
  *
  * - Text deltas go out as they arrive, one Gemini chunk per event.
- * - Tool-call argument fragments are gathered per call (keyed by `index`, else by `id`, else
- *   the call in progress, since some upstreams omit `index`: Gemini's own OpenAI-compatible
- *   endpoint does) and go out as whole functionCall parts, as Gemini sends them, when the
- *   choice finishes, on any finish reason (some upstreams end tool calls with "stop"), or at
- *   the end of the stream (decolua/9router `openai-to-gemini.js`; open-webui/computer#224).
+ * - Tool-call argument fragments are gathered per call (tool_call_fragments.ts) and go out as
+ *   whole functionCall parts when the choice finishes, on any finish reason (some upstreams end
+ *   tool calls with "stop", open-webui/computer#224), or at the end of the stream.
  * - The finishing chunk waits for the usage, which OpenAI sends in a last `choices: []` event
  *   and OpenRouter in the last event, so finishReason and usageMetadata arrive together as in
  *   Gemini's own last chunk.
@@ -22,20 +20,15 @@
  */
 
 import { googleError, providerError } from "./chat_error.ts";
-import {
-  contentText,
-  finishReasonOf,
-  functionCallPart,
-  usageMetadataOf,
-} from "./chat_to_gemini.ts";
+import { contentText, finishReasonOf, usageMetadataOf } from "./chat_to_gemini.ts";
 import type {
   FinishReason,
   GeminiCandidate,
-  GeminiPart,
   GenerateContentResponse,
   UsageMetadata,
 } from "./gemini_types.ts";
 import { SseDecoder } from "./sse.ts";
+import { ToolCallFragments } from "./tool_call_fragments.ts";
 
 /** How the Gemini client asked for the stream: `alt=sse`, or the JSON array without it. */
 export type GeminiFraming = "sse" | "json-array";
@@ -61,16 +54,8 @@ export interface ChatStreamOptions {
 
 type Json = Record<string, unknown>;
 
-interface CallInProgress {
-  id?: string;
-  name: string;
-  args: string;
-}
-
 interface ChoiceState {
-  readonly calls: CallInProgress[];
-  readonly byKey: Map<string, CallInProgress>;
-  lastKey?: string;
+  readonly calls: ToolCallFragments;
   /** The choice said why it finished. */
   finished: boolean;
   /** The finishing candidate, held until usage arrives or the stream ends. */
@@ -157,7 +142,7 @@ export class ChatStreamTranslator {
       const text = contentText(delta.content) +
         (typeof delta.refusal === "string" ? delta.refusal : "");
       if (text !== "") texts.set(index, (texts.get(index) ?? "") + text);
-      if (Array.isArray(delta.tool_calls)) this.#gather(state, delta.tool_calls);
+      if (Array.isArray(delta.tool_calls)) state.calls.add(delta.tool_calls);
       if (choice.finish_reason === "error") {
         if (texts.size > 0) this.#emit({ candidates: textCandidates(texts) });
         return this.#providerFailed(choice.error ?? { message: "finish_reason error" });
@@ -181,44 +166,9 @@ export class ChatStreamTranslator {
   #state(index: number): ChoiceState {
     let state = this.#choices.get(index);
     if (!state) {
-      this.#choices.set(index, state = { calls: [], byKey: new Map(), finished: false });
+      this.#choices.set(index, state = { calls: new ToolCallFragments(), finished: false });
     }
     return state;
-  }
-
-  #gather(state: ChoiceState, deltas: unknown[]): void {
-    for (const raw of deltas) {
-      if (raw === null || typeof raw !== "object") continue;
-      const delta = raw as Json;
-      const id = typeof delta.id === "string" && delta.id !== "" ? delta.id : undefined;
-      const key = typeof delta.index === "number"
-        ? `#${delta.index}`
-        : id !== undefined
-        ? `id:${id}`
-        : state.lastKey ?? "#0";
-      let call = state.byKey.get(key);
-      // A new id on an index already holding a named call is a second call reusing the index
-      // (dyedd/lens#49): start it afresh rather than glue two calls' arguments together.
-      if (call && id !== undefined && call.id !== undefined && call.id !== id && call.name) {
-        call = undefined;
-      }
-      if (!call) {
-        call = { name: "", args: "" };
-        state.calls.push(call);
-        state.byKey.set(key, call);
-      }
-      state.lastKey = key;
-      if (id !== undefined) call.id ??= id;
-      const fn = (delta.function !== null && typeof delta.function === "object"
-        ? delta.function
-        : {}) as Json;
-      if (typeof fn.name === "string" && fn.name !== "" && fn.name !== call.name) {
-        call.name += fn.name;
-      }
-      if (typeof fn.arguments === "string") {
-        call.args += fn.arguments;
-      }
-    }
   }
 
   /** The choice's last candidate: its gathered calls as whole parts, and its finish reason. */
@@ -227,16 +177,7 @@ export class ChatStreamTranslator {
     state: ChoiceState,
     reason: FinishReason | undefined,
   ): GeminiCandidate {
-    const parts: GeminiPart[] = [];
-    let malformed = false;
-    for (const call of state.calls) {
-      const part = functionCallPart(call.name, call.args);
-      if (part) parts.push(part);
-      else malformed = true;
-    }
-    state.calls.length = 0;
-    state.byKey.clear();
-    state.lastKey = undefined;
+    const { parts, malformed } = state.calls.take();
     const finishReason = malformed ? "MALFORMED_FUNCTION_CALL" : reason;
     return {
       content: { parts: parts.length > 0 ? parts : [{ text: "" }], role: "model" },
@@ -266,7 +207,7 @@ export class ChatStreamTranslator {
   #complete(done: boolean): void {
     for (const [index, state] of this.#choices) {
       if (state.finished) continue;
-      if (done || state.calls.length > 0) {
+      if (done || state.calls.size > 0) {
         state.final = this.#finalCandidate(index, state, done ? "STOP" : undefined);
       }
     }
@@ -290,10 +231,7 @@ export class ChatStreamTranslator {
 
   /** Ends the stream with Gemini's mid-stream error event; unfinished calls are dropped. */
   #fail(code: number, message: string, end: ChatStreamEnd): void {
-    for (const state of this.#choices.values()) {
-      state.calls.length = 0;
-      state.byKey.clear();
-    }
+    for (const state of this.#choices.values()) state.calls.clear();
     this.#sendFinals();
     const body = googleError(code, message);
     this.#frame(JSON.stringify(body));

@@ -5,15 +5,14 @@
  *
  * Request shape: https://ai.google.dev/api/generate-content#request-body. Mapping follows the
  * same-direction translators BerriAI/litellm (`google_genai/adapters/transformation.py`) and
- * decolua/9router (`open-sse/translator/request/gemini-to-openai.js`), with tool-call ids made
- * deterministic as in 9router's later `assignStableFunctionIds`: the n-th call of function f
- * without an id is `call_f_n`, and the n-th response to f answers it. The same request thus
- * gives the same ids on every retry and every key.
+ * decolua/9router (`open-sse/translator/request/gemini-to-openai.js`); tool-call ids are
+ * deterministic (tool_calls.ts).
  */
 
 import type { ChatContentPart, ChatMessage, ChatRequest, ChatToolCall } from "./chat_types.ts";
 import { checkSafetySettings, generationOptions, toolOptions } from "./gemini_options.ts";
 import { arrayOf, fieldsOf, onlyKnown, Untranslatable } from "./json_fields.ts";
+import { CallIds, checkToolPairing } from "./tool_calls.ts";
 
 export type TranslationResult =
   | { readonly ok: true; readonly request: ChatRequest }
@@ -130,39 +129,6 @@ function systemText(value: unknown): string {
 }
 
 const SYSTEM_PART_FIELDS = new Set(["text", "thoughtSignature", "partMetadata"]);
-
-/** Pairs function calls with their responses by id, or by position per function name. */
-class CallIds {
-  readonly #counts = new Map<string, number>();
-  readonly #open = new Map<string, string[]>();
-
-  call(name: string, id: unknown): string {
-    const n = (this.#counts.get(name) ?? 0) + 1;
-    this.#counts.set(name, n);
-    const chosen = typeof id === "string" && id !== "" ? id : `call_${name}_${n}`;
-    const open = this.#open.get(name) ?? [];
-    open.push(chosen);
-    this.#open.set(name, open);
-    return chosen;
-  }
-
-  response(name: string, id: unknown, where: string): string {
-    const open = this.#open.get(name) ?? [];
-    if (typeof id === "string" && id !== "") {
-      const at = open.indexOf(id);
-      if (at !== -1) open.splice(at, 1);
-      return id;
-    }
-    const paired = open.shift();
-    if (paired === undefined) {
-      throw new Untranslatable(
-        `The functionResponse for ${name} at ${where} answers no earlier functionCall; chat ` +
-          `completions require every tool result to follow its call.`,
-      );
-    }
-    return paired;
-  }
-}
 
 /** contents -> messages: user/function turns to user and tool messages, model to assistant. */
 function conversation(value: unknown): ChatMessage[] {
@@ -347,37 +313,4 @@ function toolMessage(value: unknown, where: string, ids: CallIds): ChatMessage {
     // The whole response object, as litellm does: {"output": ...} or {"error": ...} alike.
     content: JSON.stringify(fields.get("response") ?? {}),
   };
-}
-
-/**
- * Chat completions reject a conversation where an assistant's tool calls are not all answered
- * by tool messages right after it, or a tool message answers no such call.
- */
-function checkToolPairing(messages: readonly ChatMessage[]): void {
-  /** Calls still waiting for their result: id -> function name. */
-  let open: Map<string, string> | undefined;
-  for (const message of messages) {
-    if (message.role === "tool") {
-      if (!open?.delete(message.tool_call_id)) {
-        throw new Untranslatable(
-          "The conversation holds a function result that does not directly follow its call; " +
-            "chat completions require results right after the model's calls.",
-        );
-      }
-      continue;
-    }
-    if (open && open.size > 0) throw unanswered(open);
-    open = message.role === "assistant" && message.tool_calls
-      ? new Map(message.tool_calls.map((c) => [c.id, c.function.name]))
-      : undefined;
-  }
-  if (open && open.size > 0) throw unanswered(open);
-}
-
-function unanswered(open: Map<string, string>): Untranslatable {
-  const [name] = open.values();
-  return new Untranslatable(
-    `The conversation holds a call to ${name} with no functionResponse in the next turn; chat ` +
-      `completions require every call to be answered before the conversation goes on.`,
-  );
 }
