@@ -570,3 +570,87 @@ for (const { name, body, reason } of refused) {
     }
   });
 }
+
+Deno.test("geminiToChat() pairs a result whose id no call carries by position", () => {
+  const result = geminiToChat(
+    {
+      contents: [
+        { role: "user", parts: [{ text: "Read it" }] },
+        { role: "model", parts: [{ functionCall: { name: "read_file", args: { path: "a" } } }] },
+        {
+          role: "user",
+          parts: [{
+            functionResponse: {
+              id: "read_file__read_file_1764000000000_0",
+              name: "read_file",
+              response: { output: "hello" },
+            },
+          }],
+        },
+      ],
+    },
+    MODEL,
+    false,
+  );
+  assert.ok(result.ok, result.ok ? "" : result.reason);
+  const [, assistant, tool] = result.request.messages;
+  assert.equal(assistant.role === "assistant" && assistant.tool_calls?.[0].id, "call_read_file_1");
+  assert.deepEqual(tool, {
+    role: "tool",
+    tool_call_id: "call_read_file_1",
+    content: '{"output":"hello"}',
+  });
+});
+
+Deno.test("geminiToChat() carries a Gemini CLI turn: tools, thoughts, ids on both sides", () => {
+  const result = geminiToChat(
+    {
+      systemInstruction: { role: "user", parts: [{ text: "You are an agent." }] },
+      contents: [
+        { role: "user", parts: [{ text: "List files" }] },
+        {
+          role: "model",
+          parts: [
+            { text: "Planning.", thought: true },
+            {
+              functionCall: { id: "ls__ls_1_0", name: "ls", args: { dir: "." } },
+              thoughtSignature: "c2ln",
+            },
+          ],
+        },
+        {
+          role: "user",
+          parts: [{
+            functionResponse: { id: "ls__ls_1_0", name: "ls", response: { output: "a b" } },
+          }],
+        },
+      ],
+      tools: [{
+        functionDeclarations: [{
+          name: "ls",
+          description: "List a directory",
+          parametersJsonSchema: { type: "object", properties: { dir: { type: "string" } } },
+        }],
+      }],
+      generationConfig: {
+        temperature: 1,
+        topP: 0.95,
+        topK: 64,
+        thinkingConfig: { includeThoughts: true, thinkingBudget: 8192 },
+      },
+    },
+    MODEL,
+    true,
+  );
+  assert.ok(result.ok, result.ok ? "" : result.reason);
+  assert.deepEqual(result.request.messages.map((m) => m.role), [
+    "system",
+    "user",
+    "assistant",
+    "tool",
+  ]);
+  const tool = result.request.messages[3];
+  assert.equal(tool.role === "tool" && tool.tool_call_id, "ls__ls_1_0");
+  assert.equal(result.request.temperature, 1);
+  assert.equal(result.request.top_p, 0.95);
+});

@@ -14,12 +14,16 @@ import { Untranslatable } from "./json_fields.ts";
 /** Pairs function calls with their responses by id, or by position per function name. */
 export class CallIds {
   readonly #counts = new Map<string, number>();
+  /** Calls not yet answered, per function name, in order. */
   readonly #open = new Map<string, string[]>();
+  /** Ids made here (the call had none). */
+  readonly #made = new Set<string>();
 
   call(name: string, id: unknown): string {
     const n = (this.#counts.get(name) ?? 0) + 1;
     this.#counts.set(name, n);
     const chosen = typeof id === "string" && id !== "" ? id : `call_${name}_${n}`;
+    if (chosen !== id) this.#made.add(chosen);
     const open = this.#open.get(name) ?? [];
     open.push(chosen);
     this.#open.set(name, open);
@@ -28,19 +32,19 @@ export class CallIds {
 
   response(name: string, id: unknown, where: string): string {
     const open = this.#open.get(name) ?? [];
-    if (typeof id === "string" && id !== "") {
-      const at = open.indexOf(id);
-      if (at !== -1) open.splice(at, 1);
-      return id;
-    }
-    const paired = open.shift();
-    if (paired === undefined) {
+    let at = typeof id === "string" && id !== "" ? open.indexOf(id) : -1;
+    // No call carries the response's id: the client made one up for its result and not for the
+    // call (Gemini CLI makes up `<tool>__<tool>_<time>_<n>` when Gemini gave none, and also
+    // writes it on the call; others may not). Pair by position, calls without an id first.
+    if (at === -1) at = open.findIndex((candidate) => this.#made.has(candidate));
+    if (at === -1) at = open.length > 0 ? 0 : -1;
+    if (at === -1) {
       throw new Untranslatable(
         `The functionResponse for ${name} at ${where} answers no earlier functionCall; chat ` +
           `completions require every tool result to follow its call.`,
       );
     }
-    return paired;
+    return open.splice(at, 1)[0];
   }
 }
 
