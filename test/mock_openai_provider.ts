@@ -216,6 +216,10 @@ export function startMockOpenAiProvider(): MockOpenAiProvider {
   }
 
   function sseResponse(events: string[], intervalMs: number): Response {
+    const headers = { "content-type": "text/event-stream", "cache-control": "no-cache" };
+    // All at once unless paced: on Deno 2.5 a server holding a connection that served a
+    // ReadableStream body and then another request takes 90 s to shut down.
+    if (intervalMs === 0) return new Response(events.join(""), { headers });
     let sent = 0;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const body = new ReadableStream<Uint8Array>({
@@ -234,9 +238,7 @@ export function startMockOpenAiProvider(): MockOpenAiProvider {
         noteCancel();
       },
     });
-    return new Response(body, {
-      headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
-    });
+    return new Response(body, { headers });
   }
 
   const addr = server.addr as Deno.NetAddr;
