@@ -394,3 +394,24 @@ Deno.test("chatStreamToGemini() works as a TransformStream between two bodies", 
   ).text();
   assert.deepEqual(sseChunks(text), [textChunk("Hi"), finalChunk([{ text: "" }], "STOP")]);
 });
+
+for (
+  const [file, code, status] of [
+    ["stream-mid-error-rate-limit.sse", 429, "RESOURCE_EXHAUSTED"],
+    ["stream-mid-error-server-error.sse", 500, "INTERNAL"],
+  ] as const
+) {
+  Deno.test(`ChatStreamTranslator ends with an error event on OpenRouter's documented ${file}`, () => {
+    const fixture = Deno.readTextFileSync(
+      new URL(`../../test/fixtures/openrouter-errors/${file}`, import.meta.url),
+    );
+    const { text, result } = run([event({ delta: { content: "So far" } }), fixture]);
+    const chunks = sseChunks(text);
+    assert.deepEqual(chunks[0], textChunk("So far"));
+    const error = (chunks[1] as { error: { code: number; status: string } }).error;
+    assert.equal(error.code, code);
+    assert.equal(error.status, status);
+    assert.equal(chunks.length, 2);
+    assert.equal(result.end, "provider_error");
+  });
+}
