@@ -10,7 +10,7 @@ import denoJson from "../deno.json" with { type: "json" };
 import { ConfigError } from "../src/config.ts";
 import { DotenvError } from "../src/dotenv.ts";
 import { startApp, startupFields } from "../src/startup.ts";
-import { bufferedStdout, denoPlatform, readEnv } from "./deno_env.ts";
+import { bufferedStdout, denoPlatform, readEnv, readProvidersFile } from "./deno_env.ts";
 import { openStore } from "./deno_store.ts";
 import { denoWebSockets } from "./deno_websockets.ts";
 
@@ -21,8 +21,10 @@ async function main(): Promise<void> {
   const out = bufferedStdout();
   let started;
   try {
+    const env = await readEnv();
     started = await startApp({
-      env: await readEnv(),
+      env,
+      providersFileText: await readProvidersFile(env.PROVIDERS_FILE),
       meta: {
         version: denoJson.version,
         entry: ENTRY,

@@ -1,5 +1,6 @@
 /** Deno-specific plumbing shared by the Deno entries: environment, platform, log output. */
 
+import { ConfigError } from "../src/config.ts";
 import { parseDotenv } from "../src/dotenv.ts";
 
 /** `deno-deploy` on Deno Deploy (which sets DENO_DEPLOYMENT_ID), else `deno`. */
@@ -55,4 +56,18 @@ export function bufferedStdout(): { write: (line: string) => void; flush: () => 
     },
     flush,
   };
+}
+
+/** The text of the PROVIDERS_FILE, when one is named. */
+export async function readProvidersFile(path: string | undefined): Promise<string | undefined> {
+  if (!path?.trim()) return undefined;
+  try {
+    return await Deno.readTextFile(path.trim());
+  } catch (error) {
+    throw new ConfigError(
+      `PROVIDERS_FILE is ${JSON.stringify(path.trim().slice(0, 200))}, which cannot be read (${
+        error instanceof Error ? error.name : "error"
+      }): point it at a JSON file of providers`,
+    );
+  }
 }

@@ -14,9 +14,11 @@ import { Cors } from "./cors.ts";
 import { errorResponse } from "./errors.ts";
 import type { ProxyObserver } from "./events.ts";
 import { type AppMeta, healthResponse } from "./health.ts";
-import type { PoolKey } from "./keys.ts";
+import { type PoolKey, toPoolKeys } from "./keys.ts";
 import { createLogger, describeError, type Logger, Redactor } from "./log.ts";
 import { KeyPool } from "./pool.ts";
+import { providerFallback, type ProviderPool } from "./provider_fallback.ts";
+import type { ConfiguredProvider } from "./providers/config.ts";
 import { CapacityQueue } from "./capacity.ts";
 import { QuotaLedger } from "./quota.ts";
 import { ResourceAffinity } from "./affinity.ts";
@@ -37,6 +39,8 @@ export interface AppDeps {
   readonly store?: StateStore;
   /** Where resource ownership is kept (files, caches, upload sessions); memory by default. */
   readonly affinityStore?: AffinityStore;
+  /** Fallback providers (OPENROUTER_API_KEYS, PROVIDERS_FILE), tried in order. */
+  readonly providers?: readonly ConfiguredProvider[];
   /** Shares pacing between instances (Deno KV); one process needs none. */
   readonly quotaCounter?: QuotaCounter;
   readonly fetch?: typeof fetch;
@@ -70,7 +74,15 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const { config } = deps;
   const clock = deps.clock ?? systemClock;
   const store = deps.store ?? new MemoryStore();
-  const redactor = new Redactor([...deps.keys.map((k) => k.value), ...config.accessTokens]);
+  const providerPools: ProviderPool[] = [];
+  for (const { provider, keys } of deps.providers ?? []) {
+    providerPools.push({ provider, pool: new KeyPool(await toPoolKeys(keys, "env")) });
+  }
+  const redactor = new Redactor([
+    ...deps.keys.map((k) => k.value),
+    ...providerPools.flatMap(({ pool }) => pool.keys.map((k) => k.value)),
+    ...config.accessTokens,
+  ]);
   const log = createLogger({
     level: config.logLevel,
     redactor,
@@ -118,6 +130,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
     log,
     observers: deps.observers ?? [],
     capacity: new CapacityQueue(clock, config.maxWaiting),
+    ...(providerPools.length > 0
+      ? { providerFallback: (plan, trace) => providerFallback(plan, trace, providerPools, proxy) }
+      : {}),
   };
 
   async function route(request: Request): Promise<Response> {

@@ -40,6 +40,8 @@ export interface RequestEvent {
   readonly firstByteMs?: number;
   readonly durationMs: number;
   readonly end: RelayEnd | "answered";
+  /** The fallback provider that answered, when not Gemini. */
+  readonly provider?: string;
 }
 
 /** A request started waiting for a key to recover (the line's length after it joined). */

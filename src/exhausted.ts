@@ -43,6 +43,7 @@ export function exhaustedAnswer(
   keyCount: number,
   recovery: Recovery | undefined,
   now: number,
+  note = "",
 ): ExhaustedAnswer {
   const what = model ? `model ${model}` : "this request";
   const cause = recovery?.cause;
@@ -62,7 +63,8 @@ export function exhaustedAnswer(
     const retryMs = recovery && recovery.at !== Infinity ? recovery.at - now : undefined;
     const message = `No usable API key for ${what}: all ${keyCount} keys in the pool are ` +
       `disabled (invalid, leaked, blocked or over budget). An operator must replace or re-enable ` +
-      `them` + (retryMs !== undefined ? `; they are re-checked in ${formatDelay(retryMs)}.` : ".");
+      `them` + (retryMs !== undefined ? `; they are re-checked in ${formatDelay(retryMs)}.` : ".") +
+      note;
     return {
       reason: "ALL_KEYS_DISABLED",
       response: errorResponse(503, "UNAVAILABLE", message, {
@@ -77,7 +79,7 @@ export function exhaustedAnswer(
   const message = `All ${keyCount} API keys are rate-limited for ${what}: ` +
     `${WINDOW_TEXT[cause.window]}. The first key recovers in ${formatDelay(retryMs)} ` +
     `(at ${new Date(recovery.at).toISOString()}). Retry after that, or add keys from another ` +
-    `Google Cloud project.`;
+    `Google Cloud project.${note}`;
   return {
     reason: "ALL_KEYS_COOLING",
     response: errorResponse(429, "RESOURCE_EXHAUSTED", message, {

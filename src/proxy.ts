@@ -27,6 +27,7 @@ import { exhaustedAnswer, noKeysAnswer, type Pin, pinnedAnswer } from "./exhaust
 import { listAcrossProjects, listedCollection } from "./listing.ts";
 import { describeError, type Logger } from "./log.ts";
 import { fallbackChain } from "./model_fallback.ts";
+import { declinedNote, type FallbackResult } from "./provider_fallback.ts";
 import type { KeyPool, Recovery } from "./pool.ts";
 import type { QuotaLedger } from "./quota.ts";
 import { resourcesInAnswer, resourcesInRequest } from "./resources.ts";
@@ -55,8 +56,8 @@ export interface ProxyContext {
   readonly observers: readonly ProxyObserver[];
   /** Requests waiting for a key to recover. */
   readonly capacity: CapacityQueue;
-  /** Another provider's answer when every Gemini key is spent (issue 9), if configured. */
-  readonly providerFallback?: (plan: Plan, trace: Trace) => Promise<Response | undefined>;
+  /** Another provider's answer when every Gemini key is spent, if any is configured. */
+  readonly providerFallback?: (plan: Plan, trace: Trace) => Promise<FallbackResult>;
 }
 
 /** Answers one request for a Gemini API path. */
@@ -202,15 +203,17 @@ export async function proxyRequest(
     trace.model = primary;
   }
   // 4. Another provider.
+  let note = "";
   if (ctx.providerFallback && fallbackAllowed) {
     const answer = await ctx.providerFallback(plan, trace);
-    if (answer) return answer;
+    if (answer.response) return answer.response;
+    note = declinedNote(answer.declined);
   }
   // 5. The 429 (or 503 when nothing will recover by itself).
   const now = ctx.clock.now();
   const { response, reason } = pinned
     ? pinnedAnswer(pinned, primary, recovery, now)
-    : exhaustedAnswer(primary, ctx.pool.size, recovery, now);
+    : exhaustedAnswer(primary, ctx.pool.size, recovery, now, note);
   return trace.own(response, reason);
 }
 

@@ -10,6 +10,7 @@ import type { AppMeta } from "./health.ts";
 import { type PoolKey, toPoolKeys } from "./keys.ts";
 import type { StateStore } from "./state/store.ts";
 import type { WebSocketAdapters } from "./live.ts";
+import { parseProvidersConfig } from "./providers/config.ts";
 
 export interface StartOptions {
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -22,6 +23,8 @@ export interface StartOptions {
   readonly fetch?: typeof fetch;
   /** The runtime's WebSocket plumbing, where it has one (the Live API needs it). */
   readonly webSockets?: WebSocketAdapters;
+  /** The text of the file PROVIDERS_FILE names, read by the entry. */
+  readonly providersFileText?: string;
 }
 
 export interface Started {
@@ -35,6 +38,7 @@ export interface Started {
 export async function startApp(options: StartOptions): Promise<Started> {
   const config = loadConfig(options.env, { publicPlatform: options.publicPlatform });
   const keys = await toPoolKeys(config.keys, "env");
+  const providers = parseProvidersConfig(options.env, options.providersFileText);
   const store = await options.openStore(config);
   const app = await createApp({
     config,
@@ -44,6 +48,7 @@ export async function startApp(options: StartOptions): Promise<Started> {
     ...(options.writeLog ? { writeLog: options.writeLog } : {}),
     ...(options.fetch ? { fetch: options.fetch } : {}),
     ...(options.webSockets ? { webSockets: options.webSockets } : {}),
+    providers,
   });
   return { app, config, keys, store };
 }

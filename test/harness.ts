@@ -12,6 +12,7 @@ import type { ProxyObserver } from "../src/events.ts";
 import type { QuotaCounter } from "../src/state/quota_counter.ts";
 import { type MockUpstream, startMockUpstream } from "./mock_upstream.ts";
 import { denoWebSockets } from "../entries/deno_websockets.ts";
+import { parseProvidersConfig } from "../src/providers/config.ts";
 
 export const TOKEN = "test-access-token-0123456789";
 
@@ -44,14 +45,16 @@ export interface RotatorOptions {
 
 export async function startRotator(options: RotatorOptions): Promise<Rotator> {
   const mock = options.mock ?? startMockUpstream({ now: options.clock?.now });
-  const config = loadConfig({
+  const env = {
     API_KEYS: options.keys.join(","),
     ACCESS_TOKEN: TOKEN,
     GEMINI_API_BASE_URL: mock.url,
     HOST: "127.0.0.1",
     RETRY_BACKOFF_MS: "1",
     ...options.env,
-  });
+  };
+  const config = loadConfig(env);
+  const providers = parseProvidersConfig(env);
   const keys = await toPoolKeys(config.keys);
   const logs: string[] = [];
   const app = await createApp({
@@ -63,6 +66,7 @@ export async function startRotator(options: RotatorOptions): Promise<Rotator> {
     ...(options.quotaCounter ? { quotaCounter: options.quotaCounter } : {}),
     writeLog: (line) => logs.push(line),
     webSockets: denoWebSockets,
+    providers,
     meta: { version: "test", entry: "test/harness.ts", platform: "test" },
   });
   const server = Deno.serve(
