@@ -9,13 +9,8 @@
  */
 
 import { expiryInAnswer, type Ownership, type ResourceAffinity } from "./affinity.ts";
-import {
-  type AttemptsResult,
-  type Plan,
-  readLimitedText,
-  RESOURCE_ANSWER_LIMIT,
-  runAttempts,
-} from "./attempts.ts";
+import { type AttemptsResult, type Plan, RESOURCE_ANSWER_LIMIT, runAttempts } from "./attempts.ts";
+import { readLimitedText } from "./read_limited.ts";
 import { clientCredential, type TokenSet } from "./auth.ts";
 import { readBody } from "./body.ts";
 import type { CapacityQueue, Place } from "./capacity.ts";
