@@ -9,14 +9,23 @@ import {
   type DisablementRecord,
   type DisableScope,
   laterCooldown,
+  type StoredKeyRecord,
 } from "./records.ts";
-import { emptyCounts, type StateStore, USAGE_FIELDS, type UsageRow } from "./store.ts";
+import {
+  type AddKeysResult,
+  emptyCounts,
+  MAX_KEYS_PER_ADD,
+  type StateStore,
+  USAGE_FIELDS,
+  type UsageRow,
+} from "./store.ts";
 
 export class MemoryStore implements StateStore {
   readonly kind = "memory" as const;
   readonly #cooldowns = new Map<string, CooldownRecord>();
   readonly #disablements = new Map<string, DisablementRecord>();
   readonly #usage = new Map<string, UsageRow>();
+  readonly #keys = new Map<string, StoredKeyRecord>();
 
   load(now: number): Promise<PoolState> {
     return Promise.resolve({
@@ -72,6 +81,38 @@ export class MemoryStore implements StateStore {
     );
   }
 
+  listKeys(): Promise<StoredKeyRecord[]> {
+    return Promise.resolve(
+      [...this.#keys.values()].map(copyKey).sort((a, b) =>
+        a.addedAt - b.addedAt || (a.id < b.id ? -1 : 1)
+      ),
+    );
+  }
+
+  addKeys(records: readonly StoredKeyRecord[]): Promise<AddKeysResult> {
+    if (records.length > MAX_KEYS_PER_ADD) {
+      return Promise.reject(new RangeError(`at most ${MAX_KEYS_PER_ADD} keys per add`));
+    }
+    const added: string[] = [];
+    const existing: string[] = [];
+    for (const record of records) {
+      if (added.includes(record.id) || existing.includes(record.id)) continue;
+      if (this.#keys.has(record.id)) {
+        existing.push(record.id);
+        continue;
+      }
+      this.#keys.set(record.id, copyKey(record));
+      added.push(record.id);
+    }
+    return Promise.resolve({ added, existing });
+  }
+
+  removeKey(id: string): Promise<boolean> {
+    if (!this.#keys.delete(id)) return Promise.resolve(false);
+    this.#disablements.delete(`key\u0000${id}`);
+    return Promise.resolve(true);
+  }
+
   subscribe(_listener: () => void): () => void {
     // A single process has no other writer to hear from.
     return () => {};
@@ -80,4 +121,9 @@ export class MemoryStore implements StateStore {
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+/** Stored records are copied in and out, as a real store would (no shared mutable bytes). */
+function copyKey(record: StoredKeyRecord): StoredKeyRecord {
+  return { ...record, sealed: record.sealed.slice() };
 }

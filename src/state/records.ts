@@ -53,3 +53,26 @@ export function laterCooldown(
 ): CooldownRecord {
   return a === undefined || b.until > a.until ? b : a;
 }
+
+/**
+ * A pool key added at run time, as stored: the value only ever sealed (state/key_vault.ts), next
+ * to what may be shown. Keys from API_KEYS are never stored.
+ */
+export interface StoredKeyRecord {
+  /** The key's fingerprint (keys.ts). */
+  readonly id: string;
+  /** The key value, AES-GCM sealed: nonce || ciphertext || tag, bound to keyRecordPath(id). */
+  readonly sealed: Uint8Array;
+  readonly project?: string;
+  readonly label?: string;
+  /** When an operator added it (epoch ms). */
+  readonly addedAt: number;
+}
+
+/**
+ * Where a stored key lives in Deno KV. The sealed value is bound to this path (it is the
+ * additional authenticated data), so a record copied under another id does not open.
+ */
+export function keyRecordPath(id: string): readonly string[] {
+  return ["rotator", "keys", id];
+}

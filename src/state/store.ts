@@ -6,11 +6,17 @@
  * Contract (state/store_contract.ts runs it against every implementation):
  * - a cooldown is never shortened by a write that races with another (the later deadline wins);
  * - a disablement stays until removed, whoever else writes;
- * - usage deltas are summed, never lost to a concurrent writer.
+ * - usage deltas are summed, never lost to a concurrent writer;
+ * - keys added at run time are stored sealed, all of one add or none, and never twice.
  */
 
 import type { PoolState } from "../pool.ts";
-import type { CooldownRecord, DisablementRecord, DisableScope } from "./records.ts";
+import type {
+  CooldownRecord,
+  DisablementRecord,
+  DisableScope,
+  StoredKeyRecord,
+} from "./records.ts";
 
 /** Counts for one key, model and Pacific day. */
 export interface UsageCounts {
@@ -40,6 +46,15 @@ export const USAGE_FIELDS = [
 
 export type StoreKind = "memory" | "kv";
 
+/** Most keys one addKeys() call takes (a Deno KV atomic operation allows 100 checks). */
+export const MAX_KEYS_PER_ADD = 100;
+
+/** What addKeys() did: ids stored now, and ids that were already stored (left untouched). */
+export interface AddKeysResult {
+  readonly added: string[];
+  readonly existing: string[];
+}
+
 export interface StateStore {
   readonly kind: StoreKind;
   /** Everything shared: cooldowns still running and disablements. */
@@ -54,7 +69,19 @@ export interface StateStore {
   addUsage(rows: readonly UsageRow[]): Promise<void>;
   /** Usage rows of one day, optionally of one key. */
   usage(day: string, keyId?: string): Promise<UsageRow[]>;
-  /** Calls `listener` when state may have changed elsewhere; returns the unsubscribe. */
+  /** Keys added at run time (sealed), oldest first. */
+  listKeys(): Promise<StoredKeyRecord[]>;
+  /**
+   * Stores the records whose id is not stored yet, all in one atomic write (all or none);
+   * at most MAX_KEYS_PER_ADD records. A repeated id counts once (the first record).
+   */
+  addKeys(records: readonly StoredKeyRecord[]): Promise<AddKeysResult>;
+  /** Removes a stored key and its key-scope disablement; false when it was not stored. */
+  removeKey(id: string): Promise<boolean>;
+  /**
+   * Calls `listener` when state (cooldowns, disablements, keys) may have changed elsewhere;
+   * returns the unsubscribe. Usage counters do not notify.
+   */
   subscribe(listener: () => void): () => void;
   close(): Promise<void>;
 }

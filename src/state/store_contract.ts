@@ -4,12 +4,12 @@
  */
 
 import assert from "node:assert/strict";
-import type { CooldownRecord, DisablementRecord } from "./records.ts";
-import type { StateStore, UsageRow } from "./store.ts";
+import type { CooldownRecord, DisablementRecord, StoredKeyRecord } from "./records.ts";
+import { MAX_KEYS_PER_ADD, type StateStore, type UsageRow } from "./store.ts";
 
 export interface StoreFactory {
-  /** A fresh, empty store. */
-  open(): Promise<StateStore>;
+  /** A fresh, empty store; `now` is the clock the tests' records are relative to. */
+  open(now: number): Promise<StateStore>;
   /** Called after each test with the store it opened. */
   dispose?(store: StateStore): Promise<void>;
 }
@@ -56,10 +56,21 @@ function usage(over: Partial<UsageRow> = {}): UsageRow {
   };
 }
 
+function storedKey(id: string, over: Partial<StoredKeyRecord> = {}): StoredKeyRecord {
+  return {
+    id,
+    // Stands in for sealed bytes: the store keeps them as they are.
+    sealed: new Uint8Array([1, 2, 3, id.length, 0, 255]),
+    label: `label ${id}`,
+    addedAt: NOW,
+    ...over,
+  };
+}
+
 export function runStoreContract(name: string, factory: StoreFactory): void {
   const test = (title: string, body: (store: StateStore) => Promise<void>) =>
     Deno.test(`${name} store: ${title}`, async () => {
-      const store = await factory.open();
+      const store = await factory.open(NOW);
       try {
         await body(store);
       } finally {
@@ -154,5 +165,53 @@ export function runStoreContract(name: string, factory: StoreFactory): void {
     assert.equal((await store.usage("2026-11-25")).length, 2);
     assert.equal((await store.usage("2026-11-25", "cccccccccccc")).length, 1);
     assert.equal((await store.usage("2026-11-23")).length, 0);
+  });
+
+  test("added keys are listed back, bytes and fields intact, oldest first", async (store) => {
+    const first = storedKey("k1", { project: "alpha", addedAt: NOW + 5 });
+    const second = storedKey("k2", { addedAt: NOW + 1 });
+    assert.deepEqual(await store.addKeys([first, second]), { added: ["k1", "k2"], existing: [] });
+    const listed = await store.listKeys();
+    assert.deepEqual(listed.map((r) => r.id), ["k2", "k1"]);
+    assert.deepEqual(listed[1], first);
+    assert.ok(listed[1].sealed instanceof Uint8Array);
+  });
+
+  test("addKeys() leaves a stored key untouched and reports it as existing", async (store) => {
+    await store.addKeys([storedKey("k1", { label: "original" })]);
+    const result = await store.addKeys([
+      storedKey("k1", { label: "replacement" }),
+      storedKey("k2"),
+      storedKey("k2", { label: "repeated in one call" }),
+    ]);
+    assert.deepEqual(result, { added: ["k2"], existing: ["k1"] });
+    const listed = await store.listKeys();
+    assert.deepEqual(listed.map((r) => [r.id, r.label]), [["k1", "original"], ["k2", "label k2"]]);
+  });
+
+  test("addKeys() with too many keys writes none of them", async (store) => {
+    const many = Array.from({ length: MAX_KEYS_PER_ADD + 1 }, (_, i) => storedKey(`k${i}`));
+    await assert.rejects(store.addKeys(many), RangeError);
+    assert.deepEqual(await store.listKeys(), []);
+  });
+
+  test("concurrent adds of one key: exactly one adds it", async (store) => {
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => store.addKeys([storedKey("k1", { addedAt: NOW + i })])),
+    );
+    assert.equal(results.filter((r) => r.added.length === 1).length, 1);
+    assert.equal((await store.listKeys()).length, 1);
+  });
+
+  test("removeKey() removes the key and its key disablement, nothing else", async (store) => {
+    await store.addKeys([storedKey("k1"), storedKey("k2")]);
+    await store.putDisablement(disablement({ scope: "key", id: "k1" }));
+    await store.putDisablement(disablement({ scope: "key", id: "k2" }));
+    await store.putDisablement(disablement({ scope: "project", id: "k1" }));
+    assert.equal(await store.removeKey("k1"), true);
+    assert.equal(await store.removeKey("k1"), false);
+    assert.deepEqual((await store.listKeys()).map((r) => r.id), ["k2"]);
+    const left = (await store.load(NOW)).disablements.map((d) => `${d.scope}/${d.id}`).sort();
+    assert.deepEqual(left, ["key/k2", "project/k1"]);
   });
 }
