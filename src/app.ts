@@ -3,10 +3,13 @@
  * Request to the proxy or to the rotator's own endpoints. Knows nothing of the runtime: entries
  * pass in the environment's config, an opened store, fetch and a clock.
  *
- * Own routes live outside every Gemini path (`/healthz`, later `/metrics` and `/admin/`), so
+ * Own routes live outside every Gemini path (`/healthz`, `/admin/`, later `/metrics`), so
  * they can never shadow an API call.
  */
 
+import { createAdminDispatcher, isAdminPath } from "./admin/dispatch.ts";
+import { keysApi } from "./admin/keys_api.ts";
+import { LastErrors } from "./admin/last_errors.ts";
 import { TokenSet } from "./auth.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import type { Config } from "./config.ts";
@@ -14,6 +17,7 @@ import { Cors } from "./cors.ts";
 import { errorResponse } from "./errors.ts";
 import type { ProxyObserver } from "./events.ts";
 import { type AppMeta, healthResponse } from "./health.ts";
+import { KeyRegistry } from "./key_registry.ts";
 import { type PoolKey, toPoolKeys } from "./keys.ts";
 import { createLogger, describeError, type Logger, Redactor } from "./log.ts";
 import { KeyPool } from "./pool.ts";
@@ -27,6 +31,7 @@ import { type ProxyContext, proxyRequest } from "./proxy.ts";
 import { type AffinityStore, MemoryAffinityStore } from "./state/affinity_store.ts";
 import { localQuotaCounter, type QuotaCounter } from "./state/quota_counter.ts";
 import { matchGeminiRoute } from "./route.ts";
+import { KeyVault } from "./state/key_vault.ts";
 import { MemoryStore } from "./state/memory.ts";
 import type { StateStore } from "./state/store.ts";
 import { StateSync } from "./state/sync.ts";
@@ -65,6 +70,8 @@ export interface App {
   readonly usage: UsageRecorder;
   readonly log: Logger;
   readonly redactor: Redactor;
+  /** The key list: env keys plus keys added at run time. */
+  readonly keys: KeyRegistry;
   readonly meta: AppMeta;
   /** Flushes counters and waits for state writes (shutdown, tests). */
   close(): Promise<void>;
@@ -78,11 +85,14 @@ export async function createApp(deps: AppDeps): Promise<App> {
   for (const { provider, keys } of deps.providers ?? []) {
     providerPools.push({ provider, pool: new KeyPool(await toPoolKeys(keys, "env")) });
   }
-  const redactor = new Redactor([
-    ...deps.keys.map((k) => k.value),
+  // Every secret but the Gemini pool's keys, which the key registry adds as they come and go.
+  const secrets = [
     ...providerPools.flatMap(({ pool }) => pool.keys.map((k) => k.value)),
     ...config.accessTokens,
-  ]);
+    ...(config.adminToken ? [config.adminToken] : []),
+    ...(config.keyEncryptionSecret ? [config.keyEncryptionSecret] : []),
+  ];
+  const redactor = new Redactor([...deps.keys.map((k) => k.value), ...secrets]);
   const log = createLogger({
     level: config.logLevel,
     redactor,
@@ -100,7 +110,19 @@ export async function createApp(deps: AppDeps): Promise<App> {
   };
   await adoptSharedRules();
   const pool = new KeyPool(deps.keys, ledger);
-  const sync = new StateSync(pool, store, { now: clock.now, log });
+  const keys = new KeyRegistry({
+    envKeys: deps.keys,
+    store,
+    ...(config.keyEncryptionSecret
+      ? { vault: await KeyVault.fromSecret(config.keyEncryptionSecret) }
+      : {}),
+    pool,
+    redactor,
+    otherSecrets: secrets,
+    log,
+    now: clock.now,
+  });
+  const sync = new StateSync(pool, store, { now: clock.now, log, keys });
   await sync.start();
   sync.alsoOnReload(adoptSharedRules);
   const usage = new UsageRecorder(store, {
@@ -116,6 +138,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     ...deps.meta,
   };
   const cors = new Cors(config.corsOrigins);
+  const lastErrors = new LastErrors(clock.now);
   const proxy: ProxyContext = {
     config,
     tokens: new TokenSet(config.accessTokens),
@@ -128,12 +151,29 @@ export async function createApp(deps: AppDeps): Promise<App> {
     fetch: deps.fetch ?? fetch,
     clock,
     log,
-    observers: deps.observers ?? [],
+    observers: [...(deps.observers ?? []), lastErrors],
     capacity: new CapacityQueue(clock, config.maxWaiting),
     ...(providerPools.length > 0
       ? { providerFallback: (plan, trace) => providerFallback(plan, trace, providerPools, proxy) }
       : {}),
   };
+  const admin = createAdminDispatcher({
+    token: config.adminToken,
+    modules: [
+      keysApi({
+        config,
+        pool,
+        sync,
+        registry: keys,
+        usage,
+        lastErrors,
+        redactor,
+        fetch: proxy.fetch,
+        now: clock.now,
+        log,
+      }),
+    ],
+  });
 
   async function route(request: Request): Promise<Response> {
     const url = new URL(request.url);
@@ -148,6 +188,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       }
       return healthResponse(meta, pool, store.kind, clock.now());
     }
+    if (isAdminPath(url.pathname)) return await admin(request, url);
     if (isLivePath(url.pathname)) {
       return serveLive(request, url, { ...proxy, webSockets: deps.webSockets });
     }
@@ -190,6 +231,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     usage,
     log,
     redactor,
+    keys,
     meta,
     async close() {
       sync.close();

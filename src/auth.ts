@@ -13,6 +13,13 @@ export function clientCredential(headers: Headers, search: URLSearchParams): str
   return query ? query.trim() : undefined;
 }
 
+/** The admin token of a request: `X-Admin-Token`, or `Authorization: Bearer`. */
+export function adminCredential(headers: Headers): string | undefined {
+  const explicit = headers.get("x-admin-token");
+  if (explicit) return explicit.trim();
+  return bearerToken(headers.get("authorization"));
+}
+
 /** The token of an `Authorization: Bearer <token>` header. */
 export function bearerToken(authorization: string | null): string | undefined {
   if (!authorization) return undefined;

@@ -18,6 +18,10 @@ export interface Config {
   /** Client access tokens; empty means the proxy is open (loopback only unless opted in). */
   readonly accessTokens: readonly string[];
   readonly allowUnauthenticated: boolean;
+  /** Token for the admin API under /admin/; unset disables it (every /admin/ path is 404). */
+  readonly adminToken?: string;
+  /** Secret that keys added at run time are sealed with; unset refuses adding keys. */
+  readonly keyEncryptionSecret?: string;
   /** Upstream origin, e.g. `https://generativelanguage.googleapis.com` (no trailing slash). */
   readonly upstreamOrigin: string;
   readonly port: number;
@@ -88,6 +92,11 @@ export const DEFAULTS = {
   MAX_WAITING: 200,
 } as const;
 
+/** Shortest access or admin token accepted. */
+const MIN_TOKEN_LENGTH = 8;
+/** Shortest KEY_ENCRYPTION_SECRET accepted (it may be a passphrase; it is stretched). */
+const MIN_SECRET_LENGTH = 16;
+
 type Env = Readonly<Record<string, string | undefined>>;
 
 export interface LoadOptions {
@@ -126,11 +135,22 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     );
   }
 
+  const adminToken = read.token("ADMIN_TOKEN", MIN_TOKEN_LENGTH);
+  if (adminToken !== undefined && accessTokens.includes(adminToken)) {
+    throw new ConfigError(
+      "ADMIN_TOKEN is the same as an access token: every client could then manage the keys. " +
+        "Give ADMIN_TOKEN its own value (for example `openssl rand -hex 24`)",
+    );
+  }
+  const keyEncryptionSecret = read.token("KEY_ENCRYPTION_SECRET", MIN_SECRET_LENGTH);
+
   const config: Config = {
     keys,
     droppedKeyEntries: dropped,
     accessTokens,
     allowUnauthenticated,
+    ...(adminToken !== undefined ? { adminToken } : {}),
+    ...(keyEncryptionSecret !== undefined ? { keyEncryptionSecret } : {}),
     upstreamOrigin: read.origin("GEMINI_API_BASE_URL", DEFAULT_UPSTREAM),
     port: read.int("PORT", DEFAULTS.PORT, 0, 65535),
     hostname,
@@ -265,6 +285,25 @@ class EnvReader {
     return url.origin;
   }
 
+  /** A single secret of at least `min` printable characters; errors never quote it. */
+  token(name: string, min: number): string | undefined {
+    const value = this.string(name);
+    if (value === undefined) return undefined;
+    if (/[\s"'\\]/.test(value) || /[^\x21-\x7e]/.test(value)) {
+      throw new ConfigError(
+        `${name} contains spaces, quotes or non-ASCII characters: use one printable word ` +
+          "(for example the output of `openssl rand -hex 24`)",
+      );
+    }
+    if (value.length < min) {
+      throw new ConfigError(
+        `${name} is shorter than ${min} characters: use a long random value (for example the ` +
+          "output of `openssl rand -hex 24`)",
+      );
+    }
+    return value;
+  }
+
   /** ACCESS_TOKEN and ACCESS_TOKENS together; tokens are secrets, so errors never quote them. */
   tokens(): string[] {
     const tokens: string[] = [];
@@ -278,7 +317,7 @@ class EnvReader {
             "characters: a token is one printable word (clients send it in a header)",
         );
       }
-      if (token.length < 8) {
+      if (token.length < MIN_TOKEN_LENGTH) {
         throw new ConfigError(
           "ACCESS_TOKEN/ACCESS_TOKENS contain a token shorter than 8 characters: use a long " +
             "random value (for example the output of `openssl rand -hex 24`)",

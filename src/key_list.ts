@@ -115,9 +115,15 @@ function parseJsonEntries(variable: string, source: string): (KeySpec | undefine
   });
 }
 
-/** Validates one entry; key shapes are not checked (AIza… and AQ.… keys both exist). */
 function checkedSpec(variable: string, index: number, spec: KeySpec): KeySpec {
-  const where = `${variable} entry ${index + 1}`;
+  return checkKeySpec(`${variable} entry ${index + 1}`, spec);
+}
+
+/**
+ * Validates one key as typed (also for keys added through the admin API), naming it by `where`
+ * in errors; key shapes are not checked (AIza… and AQ.… keys both exist).
+ */
+export function checkKeySpec(where: string, spec: KeySpec): KeySpec {
   if (spec.value === "") throw new KeyListError(`${where} has a project but no key`);
   if (spec.value.length > MAX_KEY_LENGTH) {
     throw new KeyListError(`${where} is longer than ${MAX_KEY_LENGTH} characters`);

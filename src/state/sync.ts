@@ -1,20 +1,33 @@
 /**
  * Keeps the pool (the local view the hot path reads) and the store (what instances share) in
  * step: a change learned here is applied locally at once and written through; a change announced
- * by the store is loaded and merged. The hot path never waits for the store.
+ * by the store is loaded and merged, together with the key list (keys added or removed on
+ * another instance). The hot path never waits for the store.
  */
 
 import type { Effect } from "../cooldown.ts";
 import { describeError, type Logger } from "../log.ts";
 import type { KeyPool } from "../pool.ts";
-import type { DisableScope } from "./records.ts";
+import type { DisablementRecord, DisableScope } from "./records.ts";
 import type { StateStore } from "./store.ts";
+
+/** The pool's key list, refreshed with the state (keys added or removed elsewhere). */
+export interface KeySource {
+  refresh(): Promise<void>;
+}
+
+export interface StateSyncOptions {
+  readonly now: () => number;
+  readonly log: Logger;
+  readonly keys?: KeySource;
+}
 
 export class StateSync {
   readonly #pool: KeyPool;
   readonly #store: StateStore;
   readonly #now: () => number;
   readonly #log: Logger;
+  readonly #keys: KeySource | undefined;
   #writes = new Set<Promise<void>>();
   /** Changes learned here whose write has not finished: a reload must not undo them. */
   readonly #unwritten = new Map<string, Effect>();
@@ -24,11 +37,12 @@ export class StateSync {
   /** Also run on every reload (e.g. adopting limits other instances learned). */
   readonly #alsoOnReload: (() => Promise<void>)[] = [];
 
-  constructor(pool: KeyPool, store: StateStore, options: { now: () => number; log: Logger }) {
+  constructor(pool: KeyPool, store: StateStore, options: StateSyncOptions) {
     this.#pool = pool;
     this.#store = store;
     this.#now = options.now;
     this.#log = options.log;
+    this.#keys = options.keys;
   }
 
   get store(): StateStore {
@@ -44,6 +58,35 @@ export class StateSync {
   /** Applies an effect locally now and writes it through in the background. */
   record(effect: Effect): void {
     if (effect.type === "none") return;
+    this.#track(this.#write(effect), `${effect.type} write`);
+  }
+
+  /** An operator disables a key or project: applied here at once, resolved once stored. */
+  async disable(record: DisablementRecord): Promise<void> {
+    await this.#write({ type: "disable", record });
+  }
+
+  /**
+   * An operator re-enables a key or project. Resolves after a reload that started after the
+   * store write, so the local view cannot still hold what was just removed.
+   */
+  async enable(scope: DisableScope, id: string): Promise<boolean> {
+    const local = this.#pool.removeDisablement(scope, id);
+    const stored = await this.#store.removeDisablement(scope, id);
+    await this.reload();
+    return local || stored;
+  }
+
+  /** An operator clears cooldowns (then reloads, as enable() does). */
+  async clearCooldowns(filter: { project?: string; model?: string }): Promise<number> {
+    const local = this.#pool.clearCooldowns(filter);
+    const stored = await this.#store.clearCooldowns(filter);
+    await this.reload();
+    return Math.max(local, stored);
+  }
+
+  /** Applies an effect locally now; the promise settles when the store has it. */
+  #write(effect: Exclude<Effect, { type: "none" }>): Promise<void> {
     this.#pool.apply(effect);
     const id = effect.type === "cooldown"
       ? `c\u0000${effect.record.project}\u0000${effect.record.model}`
@@ -52,26 +95,9 @@ export class StateSync {
     const write = effect.type === "cooldown"
       ? this.#store.putCooldown(effect.record)
       : this.#store.putDisablement(effect.record);
-    this.#track(
-      write.finally(() => {
-        if (this.#unwritten.get(id) === effect) this.#unwritten.delete(id);
-      }),
-      `${effect.type} write`,
-    );
-  }
-
-  /** An operator re-enables a key or project. */
-  async enable(scope: DisableScope, id: string): Promise<boolean> {
-    const local = this.#pool.removeDisablement(scope, id);
-    const stored = await this.#store.removeDisablement(scope, id);
-    return local || stored;
-  }
-
-  /** An operator clears cooldowns. */
-  async clearCooldowns(filter: { project?: string; model?: string }): Promise<number> {
-    const local = this.#pool.clearCooldowns(filter);
-    const stored = await this.#store.clearCooldowns(filter);
-    return Math.max(local, stored);
+    return write.finally(() => {
+      if (this.#unwritten.get(id) === effect) this.#unwritten.delete(id);
+    });
   }
 
   /** Runs `task` whenever shared state is reloaded. */
@@ -89,7 +115,11 @@ export class StateSync {
       do {
         this.#reloadAgain = false;
         try {
-          const state = await this.#store.load(this.#now());
+          const [state] = await Promise.all([
+            this.#store.load(this.#now()),
+            // The registry logs its own failures and keeps its list when the store fails.
+            this.#keys?.refresh().catch(() => {}),
+          ]);
           // Keep what this instance learned but has not finished writing.
           const cooldowns = [...state.cooldowns];
           const disablements = [...state.disablements];
