@@ -1,15 +1,76 @@
-/** Opens the state store the environment asks for (Deno-specific: Deno.openKv lives here). */
+/**
+ * Opens the state store the environment asks for (Deno-specific: Deno.openKv lives here).
+ *
+ * - Deno Deploy (DENO_DEPLOYMENT_ID set): the app's assigned KV database, `Deno.openKv()`.
+ * - Locally: Deno KV on a SQLite file, KV_PATH (default ./data/rotator.kv; the directory is
+ *   created on first run), shared by every rotator process given the same file. KV_PATH is
+ *   not used on Deploy.
+ * - STATE=memory or KV_PATH=:memory:: the in-memory store (one process, lost on restart).
+ */
 
 import type { Config } from "../src/config.ts";
 import { ConfigError } from "../src/config.ts";
+import { DEFAULT_POLL_MS, KvStore } from "../src/state/kv.ts";
 import { MemoryStore } from "../src/state/memory.ts";
 import type { StateStore } from "../src/state/store.ts";
 
-export function openStore(
+export const DEFAULT_KV_PATH = "./data/rotator.kv";
+
+/**
+ * On Deploy, watch() reaches every isolate, so the poll is only a safety net; each poll is a
+ * billed KV read, hence the long interval.
+ */
+const DEPLOY_POLL_MS = 5_000;
+
+export async function openStore(
   env: Record<string, string | undefined>,
   _config: Config,
 ): Promise<StateStore> {
-  const kind = (env.STATE ?? "memory").toLowerCase();
-  if (kind === "memory") return Promise.resolve(new MemoryStore());
-  throw new ConfigError(`STATE is ${JSON.stringify(kind.slice(0, 20))}: set it to memory or kv`);
+  const kind = (env.STATE?.trim() || "kv").toLowerCase();
+  if (kind !== "memory" && kind !== "kv") {
+    throw new ConfigError(`STATE is ${JSON.stringify(kind.slice(0, 20))}: set it to kv or memory`);
+  }
+  const path = env.KV_PATH?.trim() || DEFAULT_KV_PATH;
+  if (kind === "memory" || path === ":memory:") {
+    return new MemoryStore();
+  }
+  if (typeof Deno.openKv !== "function") {
+    throw new ConfigError(
+      "Deno KV is not available in this Deno: run with --unstable-kv (deno.json's " +
+        '"unstable": ["kv"] does this for the tasks), or set STATE=memory',
+    );
+  }
+  if (env.DENO_DEPLOYMENT_ID) {
+    let kv: Deno.Kv;
+    try {
+      kv = await Deno.openKv();
+    } catch (error) {
+      throw new ConfigError(
+        `Deno KV could not be opened (${(error as Error).message}): assign a KV database to ` +
+          "this app (Databases in the Deno Deploy console), or set STATE=memory",
+      );
+    }
+    return new KvStore(kv, { watch: true, pollMs: DEPLOY_POLL_MS });
+  }
+  const slash = path.lastIndexOf("/");
+  if (slash > 0) {
+    try {
+      await Deno.mkdir(path.slice(0, slash), { recursive: true });
+    } catch (error) {
+      throw new ConfigError(
+        `KV_PATH is ${JSON.stringify(path)} but its directory cannot be created ` +
+          `(${(error as Error).message}): set KV_PATH to a writable file, or STATE=memory`,
+      );
+    }
+  }
+  let kv: Deno.Kv;
+  try {
+    kv = await Deno.openKv(path);
+  } catch (error) {
+    throw new ConfigError(
+      `KV_PATH is ${JSON.stringify(path)} but it cannot be opened as a Deno KV database ` +
+        `(${(error as Error).message}): set KV_PATH to a writable file, or STATE=memory`,
+    );
+  }
+  return new KvStore(kv, { pollMs: DEFAULT_POLL_MS });
 }

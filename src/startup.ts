@@ -57,7 +57,10 @@ const MAX_LISTED_FINGERPRINTS = 20;
 
 /** The fields of the one start-up line: what runs, where, with how many keys, how protected. */
 export function startupFields(started: Started, address: string): Record<string, unknown> {
-  const { config, keys, app } = started;
+  const { config, app } = started;
+  // The pool holds the env keys and the keys added at run time (loaded from the store).
+  const keys = app.pool.keys;
+  const stored = keys.filter((k) => k.source === "kv").length;
   const listed = keys.slice(0, MAX_LISTED_FINGERPRINTS).map((k) => k.id);
   if (keys.length > listed.length) listed.push(`(+${keys.length - listed.length} more)`);
   const auth = config.accessTokens.length > 0
@@ -73,9 +76,16 @@ export function startupFields(started: Started, address: string): Record<string,
     address,
     upstream: config.upstreamOrigin,
     keys: keys.length,
+    ...(stored > 0 ? { storedKeys: stored } : {}),
+    ...(app.keys.unusable.length > 0 ? { unusableStoredKeys: app.keys.unusable.length } : {}),
     fingerprints: listed,
     ...(config.droppedKeyEntries > 0 ? { droppedKeyEntries: config.droppedKeyEntries } : {}),
     auth,
+    admin: config.adminToken
+      ? `enabled at /admin/${
+        config.keyEncryptionSecret ? "" : " (adding keys needs KEY_ENCRYPTION_SECRET)"
+      }`
+      : "disabled: no ADMIN_TOKEN set",
     store: started.store.kind,
     ...(keys.length === 0
       ? { warning: "no API keys: every proxied request gets 503 until keys are added" }

@@ -7,6 +7,7 @@ import { type App, createApp } from "../src/app.ts";
 import type { Clock } from "../src/clock.ts";
 import { type Config, loadConfig } from "../src/config.ts";
 import { type PoolKey, toPoolKeys } from "../src/keys.ts";
+import { KvStore, type KvStoreOptions } from "../src/state/kv.ts";
 import type { StateStore } from "../src/state/store.ts";
 import type { ProxyObserver } from "../src/events.ts";
 import type { QuotaCounter } from "../src/state/quota_counter.ts";
@@ -15,6 +16,8 @@ import { denoWebSockets } from "../entries/deno_websockets.ts";
 import { parseProvidersConfig } from "../src/providers/config.ts";
 
 export const TOKEN = "test-access-token-0123456789";
+export const ADMIN_TOKEN = "test-admin-token-0123456789";
+export const KEY_SECRET = "test-key-encryption-secret-0123456789";
 
 /** Test keys shaped like real ones, so the redaction of key-shaped text is exercised too. */
 export function testKey(name: string): string {
@@ -171,5 +174,82 @@ export class ManualClock implements Clock {
 
   get sleepers(): number {
     return this.#timers.length;
+  }
+}
+
+/** A Deno KV file in a fresh temp directory, for stores that must outlive one handle. */
+export interface TempKv {
+  readonly path: string;
+  /** A KvStore on the file (each call opens another handle, as another instance would). */
+  open(options?: KvStoreOptions): Promise<KvStore>;
+  /** Every byte SQLite wrote for it (the database, its WAL and shared-memory files). */
+  bytes(): Promise<Uint8Array>;
+  dispose(): Promise<void>;
+}
+
+export async function tempKv(): Promise<TempKv> {
+  const dir = await Deno.makeTempDir({ prefix: "rotator-kv-" });
+  const path = `${dir}/rotator.kv`;
+  return {
+    path,
+    async open(options = {}) {
+      return new KvStore(await Deno.openKv(path), { pollMs: 20, ...options });
+    },
+    async bytes() {
+      const parts: Uint8Array[] = [];
+      for await (const entry of Deno.readDir(dir)) {
+        if (entry.isFile) parts.push(await Deno.readFile(`${dir}/${entry.name}`));
+      }
+      const all = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+      let offset = 0;
+      for (const part of parts) {
+        all.set(part, offset);
+        offset += part.byteLength;
+      }
+      return all;
+    },
+    async dispose() {
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** An admin API call as the CLI or the status page would make it. */
+export async function admin(
+  rotator: Rotator,
+  method: string,
+  path: string,
+  body?: unknown,
+  init: { token?: string | null; rawBody?: BodyInit } = {},
+): Promise<{ status: number; json: Record<string, unknown>; text: string; headers: Headers }> {
+  const token = init.token === undefined ? ADMIN_TOKEN : init.token;
+  const response = await fetch(`${rotator.url}${path}`, {
+    method,
+    headers: {
+      ...(token !== null ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined || init.rawBody ? { "content-type": "application/json" } : {}),
+    },
+    body: init.rawBody ?? (body !== undefined ? JSON.stringify(body) : undefined),
+  });
+  const text = await response.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text);
+  } catch { /* not JSON */ }
+  return { status: response.status, json, text, headers: response.headers };
+}
+
+/** Resolves when `condition()` holds, checking every 10 ms; rejects after `timeoutMs`. */
+export async function eventually<T>(
+  what: string,
+  condition: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 5000,
+): Promise<{ value: T; ms: number }> {
+  const t0 = performance.now();
+  for (;;) {
+    const value = await condition();
+    if (value !== undefined && value !== false) return { value, ms: performance.now() - t0 };
+    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }

@@ -164,7 +164,11 @@ function parseKeysBody(value: unknown): KeySpec[] | string {
     const raw = typeof entry === "string" ? { key: entry } : entry;
     const fields = expectObject(raw, ["key", "label", "project"], false);
     if (typeof fields === "string") {
-      return `${where(i)}: must be an object with "key" and optional "label" and "project".`;
+      return `${where(i)}: ${
+        raw !== null && typeof raw === "object" && !Array.isArray(raw)
+          ? fields
+          : 'must be an object with "key" and optional "label" and "project".'
+      }`;
     }
     if (typeof fields.key !== "string" || fields.key.trim() === "") {
       return `${where(i)}: "key" must be a non-empty string.`;
