@@ -29,11 +29,13 @@ Commands:
 
 Options:
   --url URL      the rotator (default: $ROTATOR_URL, else http://127.0.0.1:8000)
-  --token TOKEN  its ADMIN_TOKEN (default: $ADMIN_TOKEN, also read from ./.env)
+  --token TOKEN  its ADMIN_TOKEN (default: $ADMIN_TOKEN, also read from ./.env; prefer the
+                 variable: \`deno task\` echoes its arguments)
   --json         print the admin API's JSON instead of a table
   -h, --help     this text
 
-Keys given as arguments end up in your shell history: prefer stdin or --file, e.g.
+Keys given as arguments are echoed by \`deno task\` and kept in your shell history: prefer
+stdin or --file, e.g.
   pbpaste | deno task keys add --label laptop
 
 Exit codes: 0 done, 1 the rotator refused, 2 bad usage, 3 rotator unreachable, 4 a key failed

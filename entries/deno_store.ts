@@ -17,10 +17,10 @@ import type { StateStore } from "../src/state/store.ts";
 export const DEFAULT_KV_PATH = "./data/rotator.kv";
 
 /**
- * On Deploy, watch() reaches every isolate, so the poll is only a safety net; each poll is a
- * billed KV read, hence the long interval.
+ * On Deploy, watch() reaches every isolate, so the poll is a safety net that still bounds the
+ * delay to about a second; each poll is a billed KV read, hence not the local 150 ms.
  */
-const DEPLOY_POLL_MS = 5_000;
+const DEPLOY_POLL_MS = 1_000;
 
 export async function openStore(
   env: Record<string, string | undefined>,
@@ -34,6 +34,10 @@ export async function openStore(
   if (kind === "memory" || path === ":memory:") {
     return new MemoryStore();
   }
+  const pollMs = pollInterval(
+    env.KV_POLL_MS,
+    env.DENO_DEPLOYMENT_ID ? DEPLOY_POLL_MS : DEFAULT_POLL_MS,
+  );
   if (typeof Deno.openKv !== "function") {
     throw new ConfigError(
       "Deno KV is not available in this Deno: run with --unstable-kv (deno.json's " +
@@ -50,7 +54,7 @@ export async function openStore(
           "this app (Databases in the Deno Deploy console), or set STATE=memory",
       );
     }
-    return new KvStore(kv, { watch: true, pollMs: DEPLOY_POLL_MS });
+    return new KvStore(kv, { watch: true, pollMs });
   }
   const slash = path.lastIndexOf("/");
   if (slash > 0) {
@@ -72,5 +76,18 @@ export async function openStore(
         `(${(error as Error).message}): set KV_PATH to a writable file, or STATE=memory`,
     );
   }
-  return new KvStore(kv, { pollMs: DEFAULT_POLL_MS });
+  return new KvStore(kv, { pollMs });
+}
+
+/** KV_POLL_MS: how often other instances' changes are looked for. */
+function pollInterval(raw: string | undefined, fallback: number): number {
+  const text = raw?.trim();
+  if (!text) return fallback;
+  if (!/^\d+$/.test(text) || Number(text) < 20 || Number(text) > 60_000) {
+    throw new ConfigError(
+      `KV_POLL_MS is ${JSON.stringify(text.slice(0, 20))}: set it to a whole number of ` +
+        "milliseconds from 20 to 60000",
+    );
+  }
+  return Number(text);
 }

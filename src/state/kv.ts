@@ -16,7 +16,7 @@
  * Change notification: `kv.watch()` only sees writes made in the same process, so a poller
  * reads the version key every `pollMs` (150 ms by default) and tells subscribers when it moved.
  * On Deno Deploy `watch` reaches every isolate (docs.deno.com/deploy/kv); there the entry turns
- * it on and keeps a slow poll as a safety net.
+ * it on and keeps a slower poll as a safety net.
  */
 
 import {
@@ -75,6 +75,7 @@ export class KvStore implements StateStore {
   readonly #now: () => number;
   readonly #listeners = new Set<() => void>();
   #feed: ChangeFeed | undefined;
+  #stopping: Promise<void> = Promise.resolve();
   #closed = false;
 
   /** Takes ownership of `kv`: close() closes it. */
@@ -234,7 +235,7 @@ export class KvStore implements StateStore {
     }
     return () => {
       this.#listeners.delete(listener);
-      if (this.#listeners.size === 0) void this.#stopFeed();
+      if (this.#listeners.size === 0) this.#stopping = this.#stopFeed();
     };
   }
 
@@ -243,6 +244,7 @@ export class KvStore implements StateStore {
     this.#closed = true;
     this.#listeners.clear();
     await this.#stopFeed();
+    await this.#stopping;
     this.#kv.close();
   }
 
