@@ -6,8 +6,17 @@
  */
 
 import { parseArgs } from "node:util";
+import { AdminClient, EXIT, Refused, UsageError } from "./admin_client.ts";
 import { parseDotenv } from "../src/dotenv.ts";
 import { KeyListError, type KeySpec, parseKeyList } from "../src/key_list.ts";
+import {
+  checkLine,
+  type CheckResult,
+  keyTable,
+  type KeyView,
+  type UsageRow,
+  usageTable,
+} from "./keys_format.ts";
 
 const USAGE = `Usage: deno task keys <command> [options]
 
@@ -41,7 +50,7 @@ stdin or --file, e.g.
 Exit codes: 0 done, 1 the rotator refused, 2 bad usage, 3 rotator unreachable, 4 a key failed
 its check.`;
 
-export const EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3, checkFailed: 4 } as const;
+export { EXIT };
 
 /** What the CLI touches, so tests can run it in-process. */
 export interface CliIo {
@@ -56,13 +65,6 @@ export interface CliIo {
 const DEFAULT_URL = "http://127.0.0.1:8000";
 /** The admin API takes at most this many keys per request. */
 const ADD_BATCH = 100;
-
-class UsageError extends Error {}
-class Refused extends Error {
-  constructor(message: string, readonly code: number) {
-    super(message);
-  }
-}
 
 /** Runs one command; resolves to the exit code. */
 export async function run(args: readonly string[], io: CliIo): Promise<number> {
@@ -267,173 +269,6 @@ async function keysToAdd(
     ...(values.label !== undefined && !spec.label ? { label: values.label } : {}),
     ...(values.project !== undefined && !spec.project ? { project: values.project } : {}),
   }));
-}
-
-/** The admin API over fetch; errors become Refused with the rotator's own message. */
-class AdminClient {
-  readonly #base: string;
-  readonly #token: string | undefined;
-  readonly #fetch: typeof fetch;
-
-  constructor(url: string, token: string | undefined, fetchFn: typeof fetch) {
-    let base: URL;
-    try {
-      base = new URL(url);
-    } catch {
-      throw new UsageError(`--url/ROTATOR_URL is not a URL: ${JSON.stringify(url.slice(0, 100))}`);
-    }
-    if (base.protocol !== "http:" && base.protocol !== "https:") {
-      throw new UsageError("--url/ROTATOR_URL must start with http:// or https://");
-    }
-    this.#base = base.href.replace(/\/+$/, "");
-    this.#token = token;
-    this.#fetch = fetchFn;
-  }
-
-  async call(method: string, path: string, body?: unknown): Promise<unknown> {
-    if (!this.#token) {
-      throw new UsageError("no admin token: set ADMIN_TOKEN (or pass --token)");
-    }
-    let response: Response;
-    try {
-      response = await this.#fetch(`${this.#base}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${this.#token}`,
-          ...(body !== undefined ? { "content-type": "application/json" } : {}),
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-    } catch (error) {
-      throw new Refused(
-        `cannot reach the rotator at ${this.#base}: ${(error as Error).message}`,
-        EXIT.unreachable,
-      );
-    }
-    const text = await response.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    if (!response.ok) {
-      const error = (json as { error?: { message?: string; status?: string } })?.error;
-      const message = error?.message ??
-        `${this.#base}${path} answered HTTP ${response.status} without an error message` +
-          " (is this a rotator?)";
-      const hint = response.status === 401 ? " Check ADMIN_TOKEN." : "";
-      throw new Refused(
-        `${message}${hint} (HTTP ${response.status}${error?.status ? ` ${error.status}` : ""})`,
-        EXIT.refused,
-      );
-    }
-    if (json === undefined) {
-      throw new Refused(
-        `${this.#base}${path} did not answer JSON (is this a rotator?)`,
-        EXIT.refused,
-      );
-    }
-    return json;
-  }
-}
-
-interface Counts {
-  requests: number;
-  successes: number;
-  rateLimited: number;
-  errors: number;
-  promptTokens: number;
-  outputTokens: number;
-}
-
-interface KeyView {
-  id: string;
-  label: string | null;
-  project: string;
-  source: string;
-  status: string;
-  disabled: null | { scope: string; reason: string; recheckAt: string | null };
-  cooldowns: { model: string; until: string; window: string }[];
-  lastError: null | { status: number; reason: string; at: string };
-  usageToday: Counts;
-}
-
-interface CheckResult {
-  id: string;
-  upstreamStatus: number;
-  outcome: string;
-  reason?: string;
-  key: KeyView;
-}
-
-interface UsageRow extends Counts {
-  keyId: string;
-  model: string;
-}
-
-function keyTable(keys: readonly KeyView[]): string {
-  if (keys.length === 0) return "no keys";
-  const rows = keys.map((k) => [
-    k.id,
-    k.source,
-    k.status === "disabled" && k.disabled
-      ? `disabled (${k.disabled.scope === "project" ? "project: " : ""}${k.disabled.reason})`
-      : k.status,
-    k.project.startsWith("key:") ? "-" : k.project,
-    k.label ?? "-",
-    k.cooldowns.length === 0
-      ? "-"
-      : k.cooldowns.map((c) => `${c.model || "(none)"} until ${shortTime(c.until)}`).join(", "),
-    k.lastError ? `${k.lastError.status} ${k.lastError.reason} ${shortTime(k.lastError.at)}` : "-",
-    `${k.usageToday.requests}/${k.usageToday.successes}/${k.usageToday.rateLimited}/` +
-    `${k.usageToday.errors}`,
-  ]);
-  return table(
-    ["ID", "SOURCE", "STATUS", "PROJECT", "LABEL", "COOLING", "LAST ERROR", "TODAY req/ok/429/err"],
-    rows,
-  );
-}
-
-function usageTable(day: string, rows: readonly UsageRow[]): string {
-  if (rows.length === 0) return `no usage on ${day} (Pacific)`;
-  const fields = [
-    "requests",
-    "successes",
-    "rateLimited",
-    "errors",
-    "promptTokens",
-    "outputTokens",
-  ] as const;
-  const total = Object.fromEntries(fields.map((f) => [f, 0])) as Record<string, number>;
-  for (const row of rows) for (const f of fields) total[f] += row[f];
-  return `usage on ${day} (Pacific)\n` + table(
-    ["KEY", "MODEL", "REQUESTS", "OK", "429", "ERRORS", "PROMPT TOK", "OUTPUT TOK"],
-    [
-      ...rows.map((r) => [r.keyId, r.model || "(none)", ...fields.map((f) => String(r[f]))]),
-      ["total", "", ...fields.map((f) => String(total[f]))],
-    ],
-  );
-}
-
-function checkLine(result: CheckResult): string {
-  const what = result.outcome === "ok"
-    ? "ok"
-    : `${result.outcome}${result.reason ? ` ${result.reason}` : ""}`;
-  const status = result.upstreamStatus ? ` (HTTP ${result.upstreamStatus})` : "";
-  const now = result.key.status === "disabled" ? ", now disabled" : "";
-  return `${result.id}: ${what}${status}${result.outcome === "ok" ? "" : now}`;
-}
-
-function table(head: readonly string[], rows: readonly string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: readonly string[]) =>
-    cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
-  return [line(head), ...rows.map(line)].join("\n");
-}
-
-function shortTime(iso: string): string {
-  return iso.replace("T", " ").replace(/\.\d+Z$/, "Z");
 }
 
 /** The real process: Deno's env (over ./.env), stdin, stdout. */

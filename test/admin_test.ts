@@ -19,6 +19,7 @@ import {
   testKey,
   TOKEN,
 } from "./harness.ts";
+import { loadConfig } from "../src/config.ts";
 import { fingerprint } from "../src/keys.ts";
 import type { MockUpstream } from "./mock_upstream.ts";
 
@@ -419,4 +420,32 @@ Deno.test("stored keys that do not open with this secret are listed as disabled 
   } finally {
     await kv.dispose();
   }
+});
+
+Deno.test("keys added at run time survive a restart and are used after it", async () => {
+  const kv = await tempKv();
+  try {
+    await withAdmin({ kv, keys: [A] }, async ({ rotator }) => {
+      await admin(rotator, "POST", "/admin/api/keys", { key: K1, label: "kept" });
+    });
+    await withAdmin({ kv, keys: [A] }, async ({ rotator }) => {
+      const view = (await listed(rotator)).find((k) => k.source === "kv");
+      assert.deepEqual(view && [view.label, view.status], ["kept", "ok"]);
+      await send(rotator, 2);
+      assert.equal(rotator.mock.requestsFor(K1).length, 1);
+    });
+  } finally {
+    await kv.dispose();
+  }
+});
+
+Deno.test("ADMIN_TOKEN and KEY_ENCRYPTION_SECRET that would weaken the rotator stop start-up", () => {
+  const start = (env: Record<string, string>) => () => loadConfig({ ACCESS_TOKEN: TOKEN, ...env });
+  assert.throws(start({ ADMIN_TOKEN: TOKEN }), /ADMIN_TOKEN is the same as an access token/);
+  assert.throws(start({ ADMIN_TOKEN: "short" }), /ADMIN_TOKEN is shorter than 8/);
+  assert.throws(start({ KEY_ENCRYPTION_SECRET: "too-short" }), /shorter than 16 characters/);
+  assert.throws(start({ ADMIN_TOKEN: "has a space in it" }), /ADMIN_TOKEN contains spaces/);
+  const config = start({ ADMIN_TOKEN, KEY_ENCRYPTION_SECRET: KEY_SECRET })();
+  assert.equal(config.adminToken, ADMIN_TOKEN);
+  assert.equal(config.keyEncryptionSecret, KEY_SECRET);
 });

@@ -17,17 +17,17 @@
 import type { Config } from "../config.ts";
 import { pacificDay } from "../cooldown.ts";
 import { errorResponse } from "../errors.ts";
-import { checkKeySpec, KeyListError, type KeySpec } from "../key_list.ts";
 import type { KeyRegistry, UnusableKey } from "../key_registry.ts";
 import type { PoolKey } from "../keys.ts";
 import type { Logger, Redactor } from "../log.ts";
 import type { KeyPool } from "../pool.ts";
-import { MAX_KEYS_PER_ADD, type UsageRow } from "../state/store.ts";
+import type { UsageRow } from "../state/store.ts";
 import type { StateSync } from "../state/sync.ts";
 import type { UsageRecorder } from "../usage.ts";
 import type { AdminModule } from "./dispatch.ts";
 import { expectObject, invalidArgument, jsonResponse, optionalString, readJson } from "./json.ts";
 import { checkKey } from "./key_check.ts";
+import { isDay, parseKeysBody } from "./key_input.ts";
 import type { LastErrors } from "./last_errors.ts";
 import { type KeyView, keyView, unusableKeyView } from "./key_view.ts";
 
@@ -134,62 +134,6 @@ async function addKeys(ctx: KeysApiContext, request: Request): Promise<Response>
     added: result.added.map((key) => viewOf(ctx, { kind: "pool", key }, now, byKey)),
     existing: result.existing,
   }, 201);
-}
-
-/** The keys of a POST body, validated in full, or a message naming the first problem. */
-function parseKeysBody(value: unknown): KeySpec[] | string {
-  if (value === undefined) {
-    return 'The request body is empty: send {"keys": [{"key": "...", "label": "..."}]}.';
-  }
-  let entries: unknown[];
-  let where: (i: number) => string;
-  if (value !== null && typeof value === "object" && !Array.isArray(value) && "key" in value) {
-    entries = [value];
-    where = () => "the body";
-  } else {
-    const body = expectObject(value, ["keys"], false);
-    if (typeof body === "string") {
-      return `${body} Send {"keys": [{"key": "...", "label": "...", "project": "..."}]}.`;
-    }
-    if (!Array.isArray(body.keys)) return '"keys" must be an array of {"key", "label", "project"}.';
-    entries = body.keys;
-    where = (i) => `keys[${i}]`;
-  }
-  if (entries.length === 0) return '"keys" is empty: send at least one key.';
-  if (entries.length > MAX_KEYS_PER_ADD) {
-    return `"keys" has ${entries.length} entries; add at most ${MAX_KEYS_PER_ADD} per request.`;
-  }
-  const specs: KeySpec[] = [];
-  for (const [i, entry] of entries.entries()) {
-    const raw = typeof entry === "string" ? { key: entry } : entry;
-    const fields = expectObject(raw, ["key", "label", "project"], false);
-    if (typeof fields === "string") {
-      return `${where(i)}: ${
-        raw !== null && typeof raw === "object" && !Array.isArray(raw)
-          ? fields
-          : 'must be an object with "key" and optional "label" and "project".'
-      }`;
-    }
-    if (typeof fields.key !== "string" || fields.key.trim() === "") {
-      return `${where(i)}: "key" must be a non-empty string.`;
-    }
-    for (const name of ["label", "project"] as const) {
-      if (fields[name] !== undefined && typeof fields[name] !== "string") {
-        return `${where(i)}: "${name}" must be a string.`;
-      }
-    }
-    try {
-      specs.push(checkKeySpec(where(i), {
-        value: fields.key.trim(),
-        ...(typeof fields.project === "string" ? { project: fields.project.trim() } : {}),
-        ...(typeof fields.label === "string" ? { label: fields.label.trim() } : {}),
-      }));
-    } catch (error) {
-      if (error instanceof KeyListError) return `${error.message}.`;
-      throw error;
-    }
-  }
-  return specs;
 }
 
 async function removeKey(ctx: KeysApiContext, known: Known): Promise<Response> {
@@ -333,12 +277,6 @@ async function usageOfDay(ctx: KeysApiContext, url: URL): Promise<Response> {
     a.keyId < b.keyId ? -1 : a.keyId > b.keyId ? 1 : a.model < b.model ? -1 : 1
   );
   return jsonResponse({ day, rows });
-}
-
-function isDay(text: string): boolean {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
-  const date = new Date(`${text}T00:00:00Z`);
-  return !Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === text;
 }
 
 function find(ctx: KeysApiContext, id: string): Known | undefined {

@@ -28,6 +28,7 @@ import {
   type StoredKeyRecord,
 } from "./records.ts";
 import type { PoolState } from "../pool.ts";
+import { ChangeFeed } from "./kv_change_feed.ts";
 import {
   type AddKeysResult,
   emptyCounts,
@@ -227,7 +228,7 @@ export class KvStore implements StateStore {
   subscribe(listener: () => void): () => void {
     this.#listeners.add(listener);
     if (!this.#feed && !this.#closed) {
-      this.#feed = new ChangeFeed(this.#kv, {
+      this.#feed = new ChangeFeed(this.#kv, VERSION, {
         pollMs: this.#pollMs,
         watch: this.#watch,
         onChange: () => this.#notify(),
@@ -298,73 +299,4 @@ export class KvStore implements StateStore {
 
 function isLocked(error: unknown): boolean {
   return error instanceof Error && /database is locked/i.test(error.message);
-}
-
-/**
- * Tells when the version key moved: by polling it (works across processes) and, if asked, by
- * watching it (same process; every isolate on Deno Deploy). The first read always reports a
- * change, so a write between a subscriber's initial load and the start of the feed is not lost.
- */
-class ChangeFeed {
-  readonly #kv: Deno.Kv;
-  readonly #pollMs: number;
-  readonly #onChange: () => void;
-  #seen: string | null | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #polling: Promise<void> | undefined;
-  #reader: ReadableStreamDefaultReader<Deno.KvEntryMaybe<unknown>[]> | undefined;
-  #watching: Promise<void> | undefined;
-  #stopped = false;
-
-  constructor(
-    kv: Deno.Kv,
-    options: { pollMs: number; watch: boolean; onChange: () => void },
-  ) {
-    this.#kv = kv;
-    this.#pollMs = options.pollMs;
-    this.#onChange = options.onChange;
-    if (options.pollMs > 0) this.#schedule(0);
-    if (options.watch) this.#watching = this.#watch();
-  }
-
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    await this.#reader?.cancel().catch(() => {});
-    await this.#polling;
-    await this.#watching;
-  }
-
-  #schedule(ms: number): void {
-    this.#timer = setTimeout(() => {
-      this.#polling = this.#poll().finally(() => this.#polling = undefined);
-    }, ms);
-  }
-
-  async #poll(): Promise<void> {
-    try {
-      const { versionstamp } = await this.#kv.get(VERSION);
-      if (this.#stopped) return;
-      if (versionstamp !== this.#seen) {
-        this.#seen = versionstamp;
-        this.#onChange();
-      }
-    } catch {
-      // A locked or closing database: try again next round.
-    }
-    if (!this.#stopped) this.#schedule(this.#pollMs);
-  }
-
-  async #watch(): Promise<void> {
-    try {
-      this.#reader = this.#kv.watch([VERSION]).getReader();
-      for (;;) {
-        const { done } = await this.#reader.read();
-        if (done || this.#stopped) return;
-        this.#onChange();
-      }
-    } catch {
-      // The handle was closed; polling (if on) carries on.
-    }
-  }
 }
