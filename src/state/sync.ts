@@ -67,18 +67,21 @@ export class StateSync {
   }
 
   /**
-   * An operator re-enables a key or project. Resolves after a reload that started after the
-   * store write, so the local view cannot still hold what was just removed.
+   * An operator re-enables a key or project. Waits for writes already under way (one of them
+   * may be what is being removed), and resolves after a reload that started after the store
+   * write, so the local view cannot still hold what was just removed.
    */
   async enable(scope: DisableScope, id: string): Promise<boolean> {
+    await this.#writesStartedSoFar();
     const local = this.#pool.removeDisablement(scope, id);
     const stored = await this.#store.removeDisablement(scope, id);
     await this.reload();
     return local || stored;
   }
 
-  /** An operator clears cooldowns (then reloads, as enable() does). */
+  /** An operator clears cooldowns (waiting and reloading as enable() does). */
   async clearCooldowns(filter: { project?: string; model?: string }): Promise<number> {
+    await this.#writesStartedSoFar();
     const local = this.#pool.clearCooldowns(filter);
     const stored = await this.#store.clearCooldowns(filter);
     await this.reload();
@@ -137,6 +140,11 @@ export class StateSync {
       } while (this.#reloadAgain);
     })().finally(() => this.#reloading = undefined);
     return this.#reloading;
+  }
+
+  /** Waits for the writes started before this call (not for ones started later). */
+  async #writesStartedSoFar(): Promise<void> {
+    await Promise.all([...this.#writes]);
   }
 
   /** Resolves when every write started so far has finished (tests, shutdown). */
