@@ -114,7 +114,7 @@ export class StateSync {
       this.#reloadAgain = true;
       return this.#reloading;
     }
-    this.#reloading = (async () => {
+    const run = async () => {
       do {
         this.#reloadAgain = false;
         try {
@@ -138,7 +138,11 @@ export class StateSync {
           });
         }
       } while (this.#reloadAgain);
-    })().finally(() => this.#reloading = undefined);
+      // Cleared in the same turn as the last check: a reload asked for after that check starts
+      // a new load instead of joining one that has already read the store.
+      this.#reloading = undefined;
+    };
+    this.#reloading = run();
     return this.#reloading;
   }
 

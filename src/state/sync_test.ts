@@ -72,3 +72,25 @@ Deno.test("StateSync.enable() also removes a disablement whose write is still un
   assert.equal(pool.disablement("key", "k1"), undefined);
   assert.deepEqual((await store.load(NOW)).disablements, []);
 });
+
+Deno.test("StateSync.reload() asked for at any moment of a running reload loads again after it", async () => {
+  // A reload asked for while one runs must not be answered by a load that already happened;
+  // the window is a few microtasks wide, so try every point of it.
+  for (let depth = 0; depth < 30; depth++) {
+    let loads = 0;
+    const store = new (class extends MemoryStore {
+      override load(now: number) {
+        loads++;
+        return super.load(now);
+      }
+    })();
+    const sync = new StateSync(new KeyPool([]), store, { now: () => NOW, log: silentLogger });
+    const first = sync.reload();
+    let tick: Promise<void> = Promise.resolve();
+    for (let i = 0; i < depth; i++) tick = tick.then(() => {});
+    const asked = await tick.then(() => ({ loadsBefore: loads, done: sync.reload() }));
+    await asked.done;
+    await first;
+    assert.ok(loads > asked.loadsBefore, `asked after ${depth} ticks`);
+  }
+});
