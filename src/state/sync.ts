@@ -31,6 +31,8 @@ export class StateSync {
   #writes = new Set<Promise<void>>();
   /** Changes learned here whose write has not finished: a reload must not undo them. */
   readonly #unwritten = new Map<string, Effect>();
+  /** Effects learned while a reload reads the store, one list per running read. */
+  readonly #duringLoad = new Set<Effect[]>();
   #reloading: Promise<void> | undefined;
   #reloadAgain = false;
   #unsubscribe: (() => void) | undefined;
@@ -91,6 +93,7 @@ export class StateSync {
   /** Applies an effect locally now; the promise settles when the store has it. */
   #write(effect: Exclude<Effect, { type: "none" }>): Promise<void> {
     this.#pool.apply(effect);
+    for (const learned of this.#duringLoad) learned.push(effect);
     const id = effect.type === "cooldown"
       ? `c\u0000${effect.record.project}\u0000${effect.record.model}`
       : `d\u0000${effect.record.scope}\u0000${effect.record.id}`;
@@ -117,16 +120,19 @@ export class StateSync {
     const run = async () => {
       do {
         this.#reloadAgain = false;
+        // What this instance learned that the read may miss: writes not finished when it
+        // started, and writes made while it runs (finished or not when it ends).
+        const learned = [...this.#unwritten.values()];
+        this.#duringLoad.add(learned);
         try {
           const [state] = await Promise.all([
             this.#store.load(this.#now()),
             // The registry logs its own failures and keeps its list when the store fails.
             this.#keys?.refresh().catch(() => {}),
-          ]);
-          // Keep what this instance learned but has not finished writing.
+          ]).finally(() => this.#duringLoad.delete(learned));
           const cooldowns = [...state.cooldowns];
           const disablements = [...state.disablements];
-          for (const effect of this.#unwritten.values()) {
+          for (const effect of [...learned, ...this.#unwritten.values()]) {
             if (effect.type === "cooldown") cooldowns.push(effect.record);
             else if (effect.type === "disable") disablements.push(effect.record);
           }

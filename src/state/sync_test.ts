@@ -94,3 +94,38 @@ Deno.test("StateSync.reload() asked for at any moment of a running reload loads 
     assert.ok(loads > asked.loadsBefore, `asked after ${depth} ticks`);
   }
 });
+
+Deno.test("StateSync keeps a cooldown learned while a reload reads the store", async () => {
+  const pool = new KeyPool([{ id: "k1", value: "v1", project: "p1", source: "env" }]);
+  const gate = Promise.withResolvers<void>();
+  const written = Promise.withResolvers<void>();
+  const store = new (class extends MemoryStore {
+    override async load(now: number) {
+      const state = await super.load(now);
+      await gate.promise;
+      return state;
+    }
+    override async putCooldown(record: CooldownRecord) {
+      await super.putCooldown(record);
+      written.resolve();
+    }
+  })();
+  const sync = new StateSync(pool, store, { now: () => NOW, log: silentLogger });
+  const reloading = sync.reload();
+  // Learned and fully written after the read above, before the reload applies what it read.
+  sync.record({
+    type: "cooldown",
+    record: {
+      project: "p1",
+      model: "m",
+      until: NOW + 60_000,
+      window: "minute",
+      reason: "PER_MINUTE",
+      setAt: NOW,
+    },
+  });
+  await written.promise;
+  gate.resolve();
+  await reloading;
+  assert.equal(pool.cooldownsOf("p1", NOW).length, 1);
+});
