@@ -16,8 +16,24 @@ export interface RotatorProcess {
   stop(): Promise<void>;
 }
 
-/** Starts entries/deno.ts; resolves once its start-up line names the address. */
+/**
+ * Starts entries/deno.ts; resolves once its start-up line names the address. A child killed by
+ * a signal before it listens is started once more: this code sends none before then, and under
+ * heavy parallel load a fresh child was seen to die of SIGTERM within milliseconds (cause not
+ * found; it never happened to a child that was listening).
+ */
 export async function spawnRotator(env: Record<string, string>): Promise<RotatorProcess> {
+  try {
+    return await spawnOnce(env);
+  } catch (error) {
+    if (!(error instanceof KilledBeforeListening)) throw error;
+    return await spawnOnce(env);
+  }
+}
+
+class KilledBeforeListening extends Error {}
+
+async function spawnOnce(env: Record<string, string>): Promise<RotatorProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -45,26 +61,28 @@ export async function spawnRotator(env: Record<string, string>): Promise<Rotator
     stderr: "piped",
   }).spawn();
   const output: string[] = [];
-  let resolveUrl!: (url: string) => void;
-  let rejectUrl!: (error: Error) => void;
-  const url = new Promise<string>((resolve, reject) => {
-    resolveUrl = resolve;
-    rejectUrl = reject;
-  });
+  const listening = Promise.withResolvers<string>();
   const collect = async (stream: ReadableStream<Uint8Array>) => {
+    let pending = "";
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      for (const line of chunk.split("\n").filter(Boolean)) {
+      const lines = (pending + chunk).split("\n");
+      pending = lines.pop()!;
+      for (const line of lines.filter(Boolean)) {
         output.push(line);
-        if (line.includes('"msg":"started"')) resolveUrl(JSON.parse(line).address);
+        if (line.includes('"msg":"started"')) listening.resolve(JSON.parse(line).address);
       }
     }
+    if (pending) output.push(pending);
   };
   const reading = Promise.all([collect(child.stdout), collect(child.stderr)]);
-  child.status.then((status) =>
-    rejectUrl(new Error(`rotator exited (${status.code}) before listening:\n${output.join("\n")}`))
-  );
+  child.status.then(async (status) => {
+    await reading.catch(() => {});
+    const why = `rotator exited (${status.code}${status.signal ? `, ${status.signal}` : ""}) ` +
+      `before listening:\n${output.join("\n")}`;
+    listening.reject(status.signal ? new KilledBeforeListening(why) : new Error(why));
+  });
   return {
-    url: await url,
+    url: await listening.promise,
     output,
     async stop() {
       try {
