@@ -6,13 +6,18 @@
  *   created on first run), shared by every rotator process given the same file. KV_PATH is
  *   not used on Deploy.
  * - STATE=memory or KV_PATH=:memory:: the in-memory store (one process, lost on restart).
+ *
+ * With KV, the one database also holds resource affinity (which project owns a file) and pacing
+ * counts, so every instance shares those too. The state store owns the handle and closes it.
  */
 
 import type { Config } from "../src/config.ts";
 import { ConfigError } from "../src/config.ts";
+import type { OpenedState } from "../src/startup.ts";
 import { DEFAULT_POLL_MS, KvStore } from "../src/state/kv.ts";
+import { KvAffinityStore } from "../src/state/kv_affinity_store.ts";
+import { KvQuotaCounter } from "../src/state/kv_quota_counter.ts";
 import { MemoryStore } from "../src/state/memory.ts";
-import type { StateStore } from "../src/state/store.ts";
 
 export const DEFAULT_KV_PATH = "./data/rotator.kv";
 
@@ -25,15 +30,13 @@ const DEPLOY_POLL_MS = 1_000;
 export async function openStore(
   env: Record<string, string | undefined>,
   _config: Config,
-): Promise<StateStore> {
+): Promise<OpenedState> {
   const kind = (env.STATE?.trim() || "kv").toLowerCase();
   if (kind !== "memory" && kind !== "kv") {
     throw new ConfigError(`STATE is ${JSON.stringify(kind.slice(0, 20))}: set it to kv or memory`);
   }
   const path = env.KV_PATH?.trim() || DEFAULT_KV_PATH;
-  if (kind === "memory" || path === ":memory:") {
-    return new MemoryStore();
-  }
+  if (kind === "memory" || path === ":memory:") return { store: new MemoryStore() };
   const pollMs = pollInterval(
     env.KV_POLL_MS,
     env.DENO_DEPLOYMENT_ID ? DEPLOY_POLL_MS : DEFAULT_POLL_MS,
@@ -54,7 +57,7 @@ export async function openStore(
           "this app (Databases in the Deno Deploy console), or set STATE=memory",
       );
     }
-    return new KvStore(kv, { watch: true, pollMs });
+    return shared(kv, new KvStore(kv, { watch: true, pollMs }));
   }
   const slash = path.lastIndexOf("/");
   if (slash > 0) {
@@ -76,7 +79,11 @@ export async function openStore(
         `(${(error as Error).message}): set KV_PATH to a writable file, or STATE=memory`,
     );
   }
-  return new KvStore(kv, { pollMs });
+  return shared(kv, new KvStore(kv, { pollMs }));
+}
+
+function shared(kv: Deno.Kv, store: KvStore): OpenedState {
+  return { store, affinityStore: new KvAffinityStore(kv), quotaCounter: new KvQuotaCounter(kv) };
 }
 
 /** KV_POLL_MS: how often other instances' changes are looked for. */

@@ -6,8 +6,9 @@ const config = loadConfig({});
 
 Deno.test("openStore() keeps the memory store for STATE=memory and KV_PATH=:memory:", async () => {
   for (const env of [{ STATE: "memory" }, { KV_PATH: ":memory:" }, { STATE: "MEMORY " }]) {
-    const store = await openStore(env, config);
+    const { store, affinityStore } = await openStore(env, config);
     assert.equal(store.kind, "memory", JSON.stringify(env));
+    assert.equal(affinityStore, undefined, "the app's own memory affinity store is used");
     await store.close();
   }
 });
@@ -16,7 +17,7 @@ Deno.test("openStore() opens Deno KV at KV_PATH, creating its directory", async 
   const dir = await Deno.makeTempDir({ prefix: "rotator-store-" });
   try {
     const path = `${dir}/not/yet/rotator.kv`;
-    const store = await openStore({ KV_PATH: path }, config);
+    const { store } = await openStore({ KV_PATH: path }, config);
     assert.equal(store.kind, "kv");
     await store.close();
     assert.ok((await Deno.stat(path)).isFile);
@@ -40,5 +41,27 @@ Deno.test("openStore() names the variable when STATE, KV_PATH or KV_POLL_MS is w
     );
   } finally {
     await Deno.remove(file);
+  }
+});
+
+Deno.test("openStore() shares one KV file for state, resource affinity and pacing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "rotator-store-" });
+  try {
+    const env = { KV_PATH: `${dir}/rotator.kv` };
+    const one = await openStore(env, config);
+    const two = await openStore(env, config);
+    const record = {
+      name: "files/abc",
+      keyId: "k1",
+      project: "p1",
+      expiresAt: Date.now() + 60_000,
+    };
+    await one.affinityStore!.put(record);
+    assert.deepEqual(await two.affinityStore!.get("files/abc", Date.now()), record);
+    assert.equal(two.quotaCounter!.shared, true);
+    await one.store.close();
+    await two.store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

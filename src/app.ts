@@ -171,6 +171,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
         fetch: proxy.fetch,
         now: clock.now,
         log,
+        ledger,
       }),
     ],
   });

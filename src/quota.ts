@@ -296,6 +296,28 @@ export class QuotaLedger {
     }
   }
 
+  /**
+   * An operator cleared cooldowns: lifts the "spent until the reset" holds of the matching
+   * buckets, so the next request tries them and Google decides again. Counts and learned limits
+   * stay. Returns how many holds were lifted.
+   */
+  release(filter: { project?: string; model?: string }): number {
+    let released = 0;
+    for (const [project, byModel] of this.#buckets) {
+      if (filter.project !== undefined && filter.project !== project) continue;
+      for (const [model, byKind] of byModel) {
+        if (filter.model !== undefined && filter.model !== model) continue;
+        for (const dimension of byKind.values()) {
+          if (dimension.fullUntil === 0) continue;
+          dimension.fullUntil = 0;
+          released++;
+        }
+      }
+    }
+    if (released > 0) this.version++;
+    return released;
+  }
+
   /** The learned rule of a dimension after `learn`, to share it with other instances. */
   learnedRule(project: string, model: string, outcome: Extract<Outcome, { kind: "quota" }>) {
     const kindKey = `${outcome.unit ?? "requests"}:${outcome.window}`;

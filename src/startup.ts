@@ -9,14 +9,26 @@ import { type Config, loadConfig } from "./config.ts";
 import type { AppMeta } from "./health.ts";
 import { type PoolKey, toPoolKeys } from "./keys.ts";
 import type { StateStore } from "./state/store.ts";
+import type { AffinityStore } from "./state/affinity_store.ts";
+import type { QuotaCounter } from "./state/quota_counter.ts";
 import type { WebSocketAdapters } from "./live.ts";
 import { parseProvidersConfig } from "./providers/config.ts";
+
+/**
+ * What an entry opens for the app: the state store, and where one database (Deno KV) also
+ * holds them, the shared resource affinity and pacing counts.
+ */
+export interface OpenedState {
+  readonly store: StateStore;
+  readonly affinityStore?: AffinityStore;
+  readonly quotaCounter?: QuotaCounter;
+}
 
 export interface StartOptions {
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly meta: Omit<AppMeta, "startedAt">;
-  /** Opens the state store once the config is known. */
-  readonly openStore: (config: Config) => Promise<StateStore>;
+  /** Opens the state store (and what shares its database) once the config is known. */
+  readonly openStore: (config: Config) => Promise<StateStore | OpenedState>;
   /** True where the platform exposes the app publicly whatever HOST says (Deno Deploy). */
   readonly publicPlatform?: boolean;
   readonly writeLog?: (line: string) => void;
@@ -39,11 +51,16 @@ export async function startApp(options: StartOptions): Promise<Started> {
   const config = loadConfig(options.env, { publicPlatform: options.publicPlatform });
   const keys = await toPoolKeys(config.keys, "env");
   const providers = parseProvidersConfig(options.env, options.providersFileText);
-  const store = await options.openStore(config);
+  const opened = await options.openStore(config);
+  const { store, affinityStore, quotaCounter }: OpenedState = "store" in opened
+    ? opened
+    : { store: opened };
   const app = await createApp({
     config,
     keys,
     store,
+    ...(affinityStore ? { affinityStore } : {}),
+    ...(quotaCounter ? { quotaCounter } : {}),
     meta: options.meta,
     ...(options.writeLog ? { writeLog: options.writeLog } : {}),
     ...(options.fetch ? { fetch: options.fetch } : {}),

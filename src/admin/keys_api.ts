@@ -21,6 +21,7 @@ import type { KeyRegistry, UnusableKey } from "../key_registry.ts";
 import type { PoolKey } from "../keys.ts";
 import type { Logger, Redactor } from "../log.ts";
 import type { KeyPool } from "../pool.ts";
+import type { QuotaLedger } from "../quota.ts";
 import type { UsageRow } from "../state/store.ts";
 import type { StateSync } from "../state/sync.ts";
 import type { UsageRecorder } from "../usage.ts";
@@ -43,6 +44,8 @@ export interface KeysApiContext {
   readonly fetch: typeof fetch;
   readonly now: () => number;
   readonly log: Logger;
+  /** Pacing: clearing cooldowns also lifts the holds it keeps after a 429 (on this instance). */
+  readonly ledger?: QuotaLedger;
 }
 
 const KEYS = "/admin/api/keys";
@@ -261,6 +264,7 @@ async function clearCooldowns(ctx: KeysApiContext, request: Request): Promise<Re
     filter.project = known.key.project;
   }
   const cleared = await ctx.sync.clearCooldowns(filter);
+  ctx.ledger?.release(filter);
   ctx.log.info("admin: cooldowns cleared", { ...filter, cleared });
   return jsonResponse({ cleared });
 }
