@@ -11,13 +11,13 @@
  * The marker takes attributes, in double or single quotes: `<!-- checked expect="regex"
  * upstream="rpd" -->` also requires the output to match the regex (`^` and `$` match at line
  * ends), and makes every pool key answer with that real error body (test/fixtures/gemini-errors)
- * instead of success. `sh`/`bash`/`shell` blocks run in bash with `set -euo pipefail`; `js`
+ * instead of success; `admin="true"` turns the admin API on and sets ADMIN_TOKEN for the block. `sh`/`bash`/`shell` blocks run in bash with `set -euo pipefail`; `js`
  * blocks run in Node as an ES module from the repository root.
  */
 
 import assert from "node:assert/strict";
 import { ROOT } from "./start_task.ts";
-import { startRotator, testKey, TOKEN } from "./harness.ts";
+import { ADMIN_TOKEN, KEY_SECRET, startRotator, testKey, TOKEN } from "./harness.ts";
 import { FIXTURE_FILES, type FixtureName } from "./mock_upstream.ts";
 
 interface Block {
@@ -98,11 +98,16 @@ for (const block of checked) {
     assert.ok(RUNNABLE.has(block.lang), `a checked block is one of ${[...RUNNABLE]}`);
     const upstream = block.checked!.upstream;
     if (upstream) assert.ok(upstream in FIXTURE_FILES, `upstream="${upstream}" names a fixture`);
-    const rotator = await startRotator({ keys: [testKey("doc-a"), `second:${testKey("doc-b")}`] });
+    // `admin="true"`: the admin API is on, and the block has ADMIN_TOKEN.
+    const admin = block.checked!.admin === "true";
+    const rotator = await startRotator({
+      keys: [testKey("doc-a"), `second:${testKey("doc-b")}`],
+      ...(admin ? { env: { ADMIN_TOKEN, KEY_ENCRYPTION_SECRET: KEY_SECRET } } : {}),
+    });
     if (upstream) rotator.mock.setDefault({ type: "error", fixture: upstream as FixtureName });
     const home = await Deno.makeTempDir({ prefix: "doc-check-" });
     try {
-      const result = await runCommand(command(block, rotator.url, home));
+      const result = await runCommand(command(block, rotator.url, home, admin));
       const output = result.stdout + result.stderr;
       assert.equal(result.code, 0, `exit code of ${block.file}:${block.line}:\n${output}`);
       if (block.checked!.expect) {
@@ -115,7 +120,7 @@ for (const block of checked) {
   });
 }
 
-function command(block: Block, url: string, home: string): Deno.Command {
+function command(block: Block, url: string, home: string, admin: boolean): Deno.Command {
   const code = block.code.replaceAll("http://localhost:8000", url);
   const env = {
     PATH: `${ROOT}/node_modules/.bin:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`,
@@ -124,6 +129,7 @@ function command(block: Block, url: string, home: string): Deno.Command {
     ACCESS_TOKEN: TOKEN,
     ROTATOR_URL: url,
     NO_COLOR: "1",
+    ...(admin ? { ADMIN_TOKEN } : {}),
   };
   return SHELL.has(block.lang)
     ? new Deno.Command("bash", {
@@ -218,7 +224,7 @@ Deno.test("links between the docs point at files and headings that exist", () =>
 
 Deno.test("api.md lists every reason the rotator answers with", async () => {
   const reasons = new Set<string>();
-  const dirs = ["src", "entries"];
+  const dirs = ["src", "src/admin", "entries"];
   for (const dir of dirs) {
     for (const entry of Deno.readDirSync(`${ROOT}/${dir}`)) {
       if (!entry.name.endsWith(".ts") || entry.name.endsWith("_test.ts")) continue;

@@ -202,7 +202,11 @@ async function checkOne(ctx: KeysApiContext, request: Request, known: Known): Pr
       "FAILED_PRECONDITION",
       `Key ${known.key.id} cannot be checked here: this instance cannot decrypt it ` +
         "(KEY_ENCRYPTION_SECRET is unset or differs from the one it was added with).",
-      { reason: known.key.reason === "NO_SECRET" ? "KEY_ENCRYPTION_SECRET_MISSING" : "SEALED" },
+      {
+        reason: known.key.reason === "NO_SECRET"
+          ? "KEY_ENCRYPTION_SECRET_MISSING"
+          : "KEY_ENCRYPTION_SECRET_MISMATCH",
+      },
     );
   }
   const result = await checkKey(known.key, {
