@@ -9,6 +9,7 @@
 import denoJson from "../deno.json" with { type: "json" };
 import { ConfigError } from "../src/config.ts";
 import { DotenvError } from "../src/dotenv.ts";
+import { buildFromEnv } from "../src/health.ts";
 import { startApp, startupFields } from "../src/startup.ts";
 import { bufferedStdout, denoPlatform, readEnv, readProvidersFile } from "./deno_env.ts";
 import { openStore } from "./deno_store.ts";
@@ -29,10 +30,7 @@ async function main(): Promise<void> {
         version: denoJson.version,
         entry: ENTRY,
         platform,
-        ...(Deno.env.get("DENO_DEPLOYMENT_ID")
-          ? { build: Deno.env.get("DENO_DEPLOYMENT_ID") }
-          : {}),
-        ...(Deno.env.get("BUILD_ID") ? { build: Deno.env.get("BUILD_ID") } : {}),
+        ...buildFromEnv(Deno.env.toObject()),
       },
       openStore: (config) => openStore(Deno.env.toObject(), config),
       publicPlatform: platform === "deno-deploy",

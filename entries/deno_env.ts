@@ -3,9 +3,12 @@
 import { ConfigError } from "../src/config.ts";
 import { parseDotenv } from "../src/dotenv.ts";
 
-/** `deno-deploy` on Deno Deploy (which sets DENO_DEPLOYMENT_ID), else `deno`. */
+/**
+ * `deno-deploy` on Deno Deploy, else `deno`. Current Deploy sets DENO_DEPLOY, Deploy Classic only
+ * DENO_DEPLOYMENT_ID (https://docs.deno.com/deploy/reference/env_vars_and_contexts/).
+ */
 export function denoPlatform(): "deno" | "deno-deploy" {
-  return Deno.env.get("DENO_DEPLOYMENT_ID") ? "deno-deploy" : "deno";
+  return Deno.env.has("DENO_DEPLOY") || Deno.env.get("DENO_DEPLOYMENT_ID") ? "deno-deploy" : "deno";
 }
 
 /**

@@ -11,11 +11,33 @@ export interface AppMeta {
   readonly version: string;
   /** Build or commit id when the platform or build provides one. */
   readonly build?: string;
+  /** Where `build` came from (the variable's name), so a reader knows what kind of id it is. */
+  readonly buildSource?: string;
   /** The entry module serving, e.g. `entries/deno.ts`. */
   readonly entry: string;
   /** Where it runs: `deno`, `deno-deploy`, `supabase`, `netlify`, `test`. */
   readonly platform: string;
   readonly startedAt: number;
+}
+
+/**
+ * Variables that identify the running code, most specific first: `BUILD_ID` is whatever the
+ * operator's build stamps (a git commit, say); Deno Deploy sets `DENO_DEPLOY_BUILD_ID` (the
+ * revision, one per git commit for a GitHub-linked app) and `DENO_DEPLOYMENT_ID` (revision plus
+ * configuration), https://docs.deno.com/deploy/reference/env_vars_and_contexts/.
+ */
+export const BUILD_ID_VARIABLES = ["BUILD_ID", "DENO_DEPLOY_BUILD_ID", "DENO_DEPLOYMENT_ID"];
+
+/** The build id of an environment and the variable it came from, if any is set. */
+export function buildFromEnv(
+  env: Readonly<Record<string, string | undefined>>,
+): Pick<AppMeta, "build" | "buildSource"> {
+  for (const name of BUILD_ID_VARIABLES) {
+    const value = env[name]?.trim();
+    // An id, not free text: printable, bounded, so /healthz cannot be made to echo anything.
+    if (value && /^[\x21-\x7e]{1,100}$/.test(value)) return { build: value, buildSource: name };
+  }
+  return {};
 }
 
 export function healthResponse(
@@ -28,7 +50,8 @@ export function healthResponse(
   const body = {
     status: summary.total === 0 ? "no_keys" : summary.usable === 0 ? "degraded" : "ok",
     version: meta.version,
-    ...(meta.build ? { build: meta.build } : {}),
+    build: meta.build ?? null,
+    buildSource: meta.build ? meta.buildSource ?? null : null,
     entry: meta.entry,
     platform: meta.platform,
     uptimeSeconds: Math.floor((now - meta.startedAt) / 1000),
