@@ -56,7 +56,20 @@ export interface Config {
   readonly maxWaiting: number;
   /** Model substitutes (MODEL_FALLBACKS). */
   readonly modelFallbacks: ReadonlyMap<string, string>;
+  // Observability (README "Observability").
+  /** Tokens that may read /metrics: METRICS_TOKEN and ADMIN_TOKEN; empty disables /metrics. */
+  readonly metricsTokens: readonly string[];
+  /** Where alerts are posted; undefined disables alerts. A secret (Slack and Discord URLs are). */
+  readonly alertWebhookUrl?: string;
+  readonly alertFormat: AlertFormat;
+  /** Alerts raised within this long of the first are sent together in one message. */
+  readonly alertDebounceMs: number;
+  /** At least this long between two alert messages; what arrives meanwhile waits and is merged. */
+  readonly alertMinIntervalMs: number;
 }
+
+/** How an alert is written: Slack or Discord incoming-webhook bodies, or plain JSON. */
+export type AlertFormat = "slack" | "discord" | "json";
 
 /** Thrown by loadConfig; the message is safe to print as it is. */
 export class ConfigError extends Error {
@@ -90,6 +103,8 @@ export const DEFAULTS = {
   DISABLED_RECHECK_MS: 24 * HOUR,
   MAX_WAIT_SECONDS: 5,
   MAX_WAITING: 200,
+  ALERT_DEBOUNCE_MS: 10 * SECOND,
+  ALERT_MIN_INTERVAL_MS: 5 * MINUTE,
 } as const;
 
 /** Shortest access or admin token accepted. */
@@ -203,8 +218,56 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     maxWaitMs: read.int("MAX_WAIT_SECONDS", DEFAULTS.MAX_WAIT_SECONDS, 0, 10) * SECOND,
     maxWaiting: read.int("MAX_WAITING", DEFAULTS.MAX_WAITING, 0, 100_000),
     modelFallbacks: parseModelFallbacks(env.MODEL_FALLBACKS),
+    ...observabilityConfig(read, adminToken),
   };
   return Object.freeze(config);
+}
+
+type ObservabilityConfig = Pick<
+  Config,
+  | "metricsTokens"
+  | "alertWebhookUrl"
+  | "alertFormat"
+  | "alertDebounceMs"
+  | "alertMinIntervalMs"
+>;
+
+function observabilityConfig(
+  read: EnvReader,
+  adminToken: string | undefined,
+): ObservabilityConfig {
+  const metricsTokens = [read.token("METRICS_TOKEN", MIN_TOKEN_LENGTH), adminToken]
+    .filter((token): token is string => token !== undefined);
+  const alertWebhookUrl = read.webhookUrl("ALERT_WEBHOOK_URL");
+  return {
+    metricsTokens: [...new Set(metricsTokens)],
+    ...(alertWebhookUrl !== undefined ? { alertWebhookUrl } : {}),
+    alertFormat: read.oneOf(
+      "ALERT_FORMAT",
+      ["slack", "discord", "json"] as const,
+      guessAlertFormat(alertWebhookUrl),
+    ),
+    alertDebounceMs: read.int("ALERT_DEBOUNCE_MS", DEFAULTS.ALERT_DEBOUNCE_MS, 0, HOUR),
+    alertMinIntervalMs: read.int(
+      "ALERT_MIN_INTERVAL_MS",
+      DEFAULTS.ALERT_MIN_INTERVAL_MS,
+      0,
+      24 * HOUR,
+    ),
+  };
+}
+
+/**
+ * The format a webhook URL's host implies: Slack's and Discord's incoming webhooks each accept
+ * only their own body (https://api.slack.com/messaging/webhooks,
+ * https://discord.com/developers/docs/resources/webhook#execute-webhook).
+ */
+export function guessAlertFormat(url: string | undefined): AlertFormat {
+  if (url === undefined) return "json";
+  const host = new URL(url).hostname;
+  if (host === "hooks.slack.com") return "slack";
+  if (host === "discord.com" || host === "discordapp.com") return "discord";
+  return "json";
 }
 
 /** True for addresses only this machine can reach. */
@@ -302,6 +365,25 @@ class EnvReader {
       );
     }
     return value;
+  }
+
+  /**
+   * An http(s) URL that is itself a secret (Slack and Discord put the credential in the path),
+   * so errors name the problem, never the value.
+   */
+  webhookUrl(name: string): string | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return undefined;
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new ConfigError(`${name} is not a URL: set it to the webhook's https:// address`);
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:") {
+      throw new ConfigError(`${name} must use https:// (or http:// for a local receiver)`);
+    }
+    return url.href;
   }
 
   /** ACCESS_TOKEN and ACCESS_TOKENS together; tokens are secrets, so errors never quote them. */
