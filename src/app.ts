@@ -3,7 +3,7 @@
  * Request to the proxy or to the rotator's own endpoints. Knows nothing of the runtime: entries
  * pass in the environment's config, an opened store, fetch and a clock.
  *
- * Own routes live outside every Gemini path (`/healthz`, `/admin/`, later `/metrics`), so
+ * Own routes live outside every Gemini path (`/healthz`, `/metrics`, `/admin/`), so
  * they can never shadow an API call.
  */
 
@@ -28,6 +28,7 @@ import { QuotaLedger } from "./quota.ts";
 import { ResourceAffinity } from "./affinity.ts";
 import { isLivePath, serveLive, type WebSocketAdapters } from "./live.ts";
 import { type ProxyContext, proxyRequest } from "./proxy.ts";
+import { Observability } from "./observability.ts";
 import { type AffinityStore, MemoryAffinityStore } from "./state/affinity_store.ts";
 import { localQuotaCounter, type QuotaCounter } from "./state/quota_counter.ts";
 import { matchGeminiRoute } from "./route.ts";
@@ -73,6 +74,8 @@ export interface App {
   /** The key list: env keys plus keys added at run time. */
   readonly keys: KeyRegistry;
   readonly meta: AppMeta;
+  /** Metrics, alerts, and the status page's history and error log. */
+  readonly observability: Observability;
   /** Flushes counters and waits for state writes (shutdown, tests). */
   close(): Promise<void>;
 }
@@ -138,6 +141,16 @@ export async function createApp(deps: AppDeps): Promise<App> {
     ...deps.meta,
   };
   const cors = new Cors(config.corsOrigins);
+  const observability = new Observability({
+    config,
+    pool,
+    meta,
+    storeKind: store.kind,
+    clock,
+    log,
+    fetch: deps.fetch ?? fetch,
+    redact: (text) => redactor.redact(text),
+  });
   const lastErrors = new LastErrors(clock.now);
   const proxy: ProxyContext = {
     config,
@@ -151,7 +164,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     fetch: deps.fetch ?? fetch,
     clock,
     log,
-    observers: [...(deps.observers ?? []), lastErrors],
+    observers: [...observability.observers, ...(deps.observers ?? []), lastErrors],
     capacity: new CapacityQueue(clock, config.maxWaiting),
     ...(providerPools.length > 0
       ? { providerFallback: (plan, trace) => providerFallback(plan, trace, providerPools, proxy) }
@@ -160,6 +173,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const admin = createAdminDispatcher({
     token: config.adminToken,
     modules: [
+      ...observability.publicAdminRoutes,
       keysApi({
         config,
         pool,
@@ -173,6 +187,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
         log,
         ledger,
       }),
+      ...observability.adminRoutes,
     ],
   });
 
@@ -189,6 +204,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       }
       return healthResponse(meta, pool, store.kind, clock.now());
     }
+    if (url.pathname === "/metrics") return observability.metricsResponse(request);
     if (isAdminPath(url.pathname)) return await admin(request, url);
     if (isLivePath(url.pathname)) {
       return serveLive(request, url, { ...proxy, webSockets: deps.webSockets });
@@ -200,7 +216,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       404,
       "NOT_FOUND",
       `${url.pathname.slice(0, 200)} is not a Gemini API path. The rotator forwards /v1beta/..., ` +
-        `/v1/..., /v1alpha/... and /upload/... to the Gemini API, and serves /healthz itself.`,
+        `/v1/..., /v1alpha/... and /upload/... to the Gemini API, and serves /healthz, /metrics and /admin/ itself.`,
       { reason: "UNKNOWN_PATH" },
     );
   }
@@ -234,7 +250,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
     redactor,
     keys,
     meta,
+    observability,
     async close() {
+      await observability.close();
       sync.close();
       await usage.flush();
       await sync.settled();
