@@ -284,24 +284,25 @@ export class AlertWatcher implements ProxyObserver {
  */
 export function mergeAlerts(alerts: readonly Alert[]): Alert[] {
   const out: Alert[] = [];
-  const byModel = new Map<string, number>();
+  /** Per model: its index in `out` and when the period the batch covers began. */
+  const byModel = new Map<string, { index: number; since: number }>();
   for (const alert of alerts) {
     if (alert.kind === "key_disabled") {
       out.push(alert);
       continue;
     }
-    const index = byModel.get(alert.model);
-    if (index === undefined) {
-      byModel.set(alert.model, out.length);
+    const known = byModel.get(alert.model);
+    if (known === undefined) {
+      const since = alert.kind === "model_exhausted" ? alert.at : alert.downSince;
+      byModel.set(alert.model, { index: out.length, since });
       out.push(alert);
       continue;
     }
-    const previous = out[index] as ModelExhaustedAlert | ModelRecoveredAlert;
+    const previous = out[known.index] as ModelExhaustedAlert | ModelRecoveredAlert;
     const episodes = previous.episodes + (alert.kind === "model_exhausted" ? 1 : 0);
-    const downSince = previous.kind === "model_exhausted" ? previous.at : previous.downSince;
-    out[index] = alert.kind === "model_exhausted"
+    out[known.index] = alert.kind === "model_exhausted"
       ? { ...alert, episodes }
-      : { ...alert, downSince, episodes };
+      : { ...alert, downSince: known.since, episodes };
   }
   return out;
 }
