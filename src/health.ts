@@ -58,7 +58,10 @@ export function healthResponse(
     store,
     keys: {
       total: summary.total,
+      /** Not disabled (a cooling key still serves the models it is not cooling for). */
       usable: summary.usable,
+      /** Usable with no cooldown running at all. */
+      ready: summary.usable - summary.cooling,
       cooling: summary.cooling,
       disabled: summary.disabled,
     },
