@@ -1,0 +1,148 @@
+/**
+ * The status page in a real browser: headless Chromium (the Debian package) driven by
+ * playwright-core loads /admin/ from a running rotator in front of the mock upstream, logs in,
+ * sees the keys, disables one, and the effect is checked through the admin API. Screenshots at
+ * desktop and phone width go to test-results/ (gitignored).
+ *
+ * Chromium missing is a failure, not a skip: CI installs it (.ci/run), so a silent skip would
+ * hide a broken page.
+ */
+
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+import { generate, startRotator, testKey } from "./harness.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const ADMIN_TOKEN = "browser-admin-token-0123456789";
+const RESULTS = new URL("../test-results/", import.meta.url);
+
+const A = testKey("alpha");
+const B = testKey("bravo");
+const C = testKey("charlie");
+
+async function requireChromium(): Promise<void> {
+  try {
+    await Deno.stat(CHROMIUM);
+  } catch {
+    throw new Error(
+      `${CHROMIUM} is missing: install the Debian package (apt-get install -y chromium); ` +
+        ".ci/run does this before the tests",
+    );
+  }
+}
+
+Deno.test({
+  name: "the status page logs in, lists the keys, disables one, and works at phone width",
+  // Playwright keeps a pipe to the browser process for the whole test.
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await requireChromium();
+    const rotator = await startRotator({ keys: [A, `team:${B}`, C], env: { ADMIN_TOKEN } });
+    rotator.mock.script(A, { type: "error", fixture: "rpm" });
+    const [keyA, keyB] = rotator.keys;
+    for (let i = 0; i < 4; i++) await (await generate(rotator)).body?.cancel();
+
+    const profile = await Deno.makeTempDir({ prefix: "rotator-chromium-" });
+    await Deno.mkdir(RESULTS, { recursive: true });
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+      ],
+      viewport: { width: 1280, height: 900 },
+    });
+    const problems: string[] = [];
+    try {
+      const page = context.pages()[0] ?? await context.newPage();
+      page.on("console", (message) => {
+        if (message.type() === "error") problems.push(`console: ${message.text()}`);
+      });
+      page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+      page.on("request", (request) => {
+        if (!request.url().startsWith(rotator.url)) problems.push(`off-site: ${request.url()}`);
+        if (request.url().includes(ADMIN_TOKEN)) problems.push(`token in URL: ${request.url()}`);
+      });
+
+      await page.goto(`${rotator.url}/admin/`);
+      await page.getByLabel("Admin token").fill("wrong-token-0123456789");
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.getByText("The admin token was not accepted").waitFor();
+      // The browser logs the refused API calls; nothing else may have gone wrong.
+      assert.ok(problems.every((p) => /status of 401/.test(p)), problems.join("\n"));
+      problems.length = 0;
+
+      await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
+      await page.getByRole("button", { name: "Log in" }).click();
+      const rowB = page.locator(`tr[data-key-id="${keyB.id}"]`);
+      await rowB.waitFor();
+      assert.equal(await page.locator("#keys tbody tr").count(), 3);
+      assert.ok(!page.url().includes(ADMIN_TOKEN));
+      assert.equal(
+        await page.evaluate(() => Object.values(sessionStorage).join()),
+        ADMIN_TOKEN,
+        "the token lives in sessionStorage",
+      );
+
+      // A cools for gemini-2.5-flash with a live countdown; B belongs to project "team".
+      const rowA = page.locator(`tr[data-key-id="${keyA.id}"]`);
+      assert.equal(await rowA.getAttribute("data-status"), "cooling");
+      const cooling = rowA.locator('li[data-model="gemini-2.5-flash"] .countdown');
+      assert.match(await cooling.innerText(), /^(3[0-3]|2\d) s$/);
+      assert.match(await rowB.innerText(), /project team/);
+      // Recent errors show A's 429 with the quota that ran out; the chart is drawn.
+      await page.locator("#errors tbody tr").first().waitFor();
+      assert.match(await page.locator("#errors").innerText(), /MINUTE: .*PerMinute/);
+      await page.locator("#chart .uplot canvas").waitFor();
+
+      await rowB.getByRole("button", { name: "Disable" }).click();
+      await page.locator(`tr[data-key-id="${keyB.id}"][data-status="disabled"]`).waitFor();
+      await page.getByText(`Key ${keyB.id} disabled.`).waitFor();
+
+      // The effect, seen through the API rather than the page.
+      const api = await fetch(`${rotator.url}/admin/api/keys`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      const { keys } = await api.json();
+      const viewB = keys.find((k: { id: string }) => k.id === keyB.id);
+      assert.equal(viewB.status, "disabled");
+      assert.equal(viewB.disabled.reason, "disabled on the status page");
+      const answer = await generate(rotator);
+      await answer.body?.cancel();
+      assert.notEqual(answer.headers.get("x-rotator-key"), keyB.id);
+
+      await page.screenshot({ path: new URL("status-page-desktop.png", RESULTS).pathname });
+
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.reload();
+      await rowB.waitFor(); // still logged in after a reload: same tab, same session
+      // A string: this runs in the page, whose globals Deno's type checker does not know.
+      const overflow = await page.evaluate<number>(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth",
+      );
+      assert.ok(overflow <= 0, `no sideways scrolling on a phone (overflow ${overflow}px)`);
+      const button = await rowB.getByRole("button", { name: "Enable" }).boundingBox();
+      assert.ok(button && button.height >= 36, "buttons big enough to tap");
+      await page.screenshot({
+        path: new URL("status-page-phone.png", RESULTS).pathname,
+        fullPage: true,
+      });
+
+      await page.getByRole("button", { name: "Log out" }).click();
+      await page.getByLabel("Admin token").waitFor();
+      assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+      await rotator.close();
+      await Deno.remove(profile, { recursive: true }).catch(() => {});
+    }
+  },
+});
