@@ -218,7 +218,7 @@ Deno.test("/admin/ serves the status page shell and its assets without a token, 
   }
   const rotator = await startRotator({ keys: [A], env: { ADMIN_TOKEN } });
   try {
-    const redirect = await fetch(`${rotator.url}/admin`, { redirect: "manual" });
+    const redirect = await drain(await fetch(`${rotator.url}/admin`, { redirect: "manual" }));
     assert.equal(redirect.status, 308);
     assert.equal(redirect.headers.get("location"), "/admin/");
 

@@ -71,11 +71,23 @@ export const statusPageRoute: AdminRoute = (request, url) => {
     headers.set("content-security-policy", STATUS_PAGE_CSP);
     headers.set("x-frame-options", "DENY");
   }
-  if (request.headers.get("if-none-match") === etag) {
+  if (notModified(request.headers.get("if-none-match"), etag)) {
     return Promise.resolve(new Response(null, { status: 304, headers }));
   }
   return Promise.resolve(new Response(request.method === "HEAD" ? null : text, { headers }));
 };
+
+/**
+ * If-None-Match uses the weak comparison (RFC 9110 §13.1.2): Deno.serve weakens our ETag to
+ * `W/"..."` when it compresses a response, and the browser sends that form back.
+ */
+function notModified(header: string | null, etag: string): boolean {
+  if (header === null) return false;
+  return header.split(",").some((tag) => {
+    const value = tag.trim();
+    return value === "*" || value.replace(/^W\//, "") === etag;
+  });
+}
 
 const hashes = new Map<string, string>();
 
