@@ -4,7 +4,7 @@
  * proxy, answers `/metrics` here, and lists `adminRoutes` in its admin dispatcher.
  */
 
-import type { AdminRoute } from "./admin/answer.ts";
+import type { AdminModule } from "./admin/dispatch.ts";
 import { historyRoute, RequestHistory } from "./admin/history.ts";
 import { errorsRoute, RecentErrors } from "./admin/recent_errors.ts";
 import { statusPageRoute } from "./admin/status_page.ts";
@@ -40,9 +40,9 @@ export class Observability {
   /** Give these to the proxy. */
   readonly observers: readonly ProxyObserver[];
   /** Served without the admin token: the status page shell and its static assets. */
-  readonly publicAdminRoutes: readonly AdminRoute[] = [statusPageRoute];
+  readonly publicAdminRoutes: readonly AdminModule[] = [statusPageRoute];
   /** Behind the admin token: the status page's data. */
-  readonly adminRoutes: readonly AdminRoute[];
+  readonly adminRoutes: readonly AdminModule[];
   readonly #metricsTokens: TokenSet;
   readonly #now: () => number;
 

@@ -5,7 +5,9 @@
  * A ring of one-minute buckets: O(1) per event, fixed memory.
  */
 
-import { adminJson, type AdminRoute, badRequest, methodNotAllowed } from "./answer.ts";
+import { methodNotAllowed } from "./answer.ts";
+import type { AdminModule } from "./dispatch.ts";
+import { invalidArgument, jsonResponse } from "./json.ts";
 import type { AttemptEvent, ProxyObserver, RequestEvent } from "../events.ts";
 
 const BUCKET_MS = 60_000;
@@ -90,15 +92,15 @@ export class RequestHistory implements ProxyObserver {
 }
 
 /** `GET /admin/api/history?hours=N` (above 0, at most 24; default 6). */
-export function historyRoute(history: RequestHistory, now: () => number): AdminRoute {
+export function historyRoute(history: RequestHistory, now: () => number): AdminModule {
   return (request, url) => {
     if (url.pathname !== "/admin/api/history") return Promise.resolve(undefined);
-    if (request.method !== "GET") return Promise.resolve(methodNotAllowed("GET", url.pathname));
+    if (request.method !== "GET") return methodNotAllowed(request, "GET", url.pathname);
     const raw = url.searchParams.get("hours") ?? "6";
     const hours = Number(raw);
     if (!/^\d+(\.\d+)?$/.test(raw) || hours <= 0 || hours > 24) {
       return Promise.resolve(
-        badRequest(
+        invalidArgument(
           `hours is ${
             JSON.stringify(raw.slice(0, 20))
           }: give a number of hours above 0 and at most 24`,
@@ -106,7 +108,7 @@ export function historyRoute(history: RequestHistory, now: () => number): AdminR
       );
     }
     const { bucketMs, points } = history.points(hours, now());
-    return Promise.resolve(adminJson({
+    return Promise.resolve(jsonResponse({
       bucketSeconds: bucketMs / 1000,
       points: points.map((p) => ({
         t: new Date(p.t).toISOString(),

@@ -5,7 +5,9 @@
  * memory; it starts empty after a restart.
  */
 
-import { adminJson, type AdminRoute, badRequest, methodNotAllowed } from "./answer.ts";
+import { methodNotAllowed } from "./answer.ts";
+import type { AdminModule } from "./dispatch.ts";
+import { invalidArgument, jsonResponse } from "./json.ts";
 import type { AttemptEvent, AttemptResult, ProxyObserver, RequestEvent } from "../events.ts";
 import type { KeyPool } from "../pool.ts";
 import { ALL_MODELS } from "../state/records.ts";
@@ -107,20 +109,20 @@ export class RecentErrors implements ProxyObserver {
 }
 
 /** `GET /admin/api/errors?limit=N` (1 to 200, default 50). */
-export function errorsRoute(errors: RecentErrors): AdminRoute {
+export function errorsRoute(errors: RecentErrors): AdminModule {
   return (request, url) => {
     if (url.pathname !== "/admin/api/errors") return Promise.resolve(undefined);
-    if (request.method !== "GET") return Promise.resolve(methodNotAllowed("GET", url.pathname));
+    if (request.method !== "GET") return methodNotAllowed(request, "GET", url.pathname);
     const raw = url.searchParams.get("limit") ?? "50";
     const limit = Number(raw);
     if (!/^\d+$/.test(raw) || limit < 1 || limit > CAPACITY) {
       return Promise.resolve(
-        badRequest(
+        invalidArgument(
           `limit is ${JSON.stringify(raw.slice(0, 20))}: give a whole number from 1 to ${CAPACITY}`,
         ),
       );
     }
-    return Promise.resolve(adminJson({
+    return Promise.resolve(jsonResponse({
       errors: errors.latest(limit).map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
     }));
   };

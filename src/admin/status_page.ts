@@ -6,7 +6,8 @@
  * that allows this origin only.
  */
 
-import { type AdminRoute, methodNotAllowed } from "./answer.ts";
+import { methodNotAllowed } from "./answer.ts";
+import type { AdminModule } from "./dispatch.ts";
 import { EMBEDDED_ASSETS } from "./embedded_assets.ts";
 import { errorResponse } from "../errors.ts";
 
@@ -35,7 +36,7 @@ export const STATUS_PAGE_CSP = [
 const ASSET_PREFIX = "/admin/assets/";
 
 /** The shell and assets; undefined for every other path (the data API needs the token). */
-export const statusPageRoute: AdminRoute = (request, url) => {
+export const statusPageRoute: AdminModule = (request, url) => {
   const path = url.pathname;
   if (path === "/admin") {
     return Promise.resolve(
@@ -48,7 +49,7 @@ export const statusPageRoute: AdminRoute = (request, url) => {
   else return Promise.resolve(undefined);
 
   if (request.method !== "GET" && request.method !== "HEAD") {
-    return Promise.resolve(methodNotAllowed("GET", path));
+    return methodNotAllowed(request, "GET", path);
   }
   const text = Object.hasOwn(EMBEDDED_ASSETS, name) ? EMBEDDED_ASSETS[name] : undefined;
   if (text === undefined) {
