@@ -51,7 +51,8 @@ export function startWebhookReceiver(): WebhookReceiver {
       });
     }
     wake();
-    return new Response(status === 200 ? "ok" : "no", { status });
+    // Close after each answer: Deno 2.5's server.shutdown() otherwise waits out idle keep-alives.
+    return new Response(status === 200 ? "ok" : "no", { status, headers: { connection: "close" } });
   });
 
   const until = (ready: () => boolean): Promise<void> =>
