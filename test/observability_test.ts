@@ -140,6 +140,8 @@ Deno.test("a storm of 429s sends one 'no usable key' message, and one more when 
       ALERT_FORMAT: "slack",
       ALERT_DEBOUNCE_MS: "0",
       ALERT_MIN_INTERVAL_MS: "0",
+      // Only cooldowns here: a learned limit would keep holding the keys after they clear.
+      PACING: "off",
     },
   });
   rotator.mock.script(A, { type: "error", fixture: "rpm" });
