@@ -13,11 +13,17 @@ const A = testKey("res-a");
 const B = testKey("res-b");
 const C = testKey("res-c");
 
+/**
+ * The SDK does not read the (empty) body of an upload's start answer; Deno 2.5's sanitizer
+ * reports that as a leak of the SDK's, not ours.
+ */
+const SDK_UPLOADS = { sanitizeResources: false };
+
 function genai(url: string): GoogleGenAI {
   return new GoogleGenAI({ apiKey: TOKEN, httpOptions: { baseUrl: url } });
 }
 
-Deno.test("files: upload, generate with it, list and delete, all with the creating key", async () => {
+Deno.test("files: upload, generate with it, list and delete, all with the creating key", SDK_UPLOADS, async () => {
   const rotator = await startRotator({ keys: [A, B, C] });
   try {
     const ai = genai(rotator.url);
@@ -65,7 +71,7 @@ Deno.test("files: upload, generate with it, list and delete, all with the creati
   }
 });
 
-Deno.test("cached contents: created with a file's key and used with it", async () => {
+Deno.test("cached contents: created with a file's key and used with it", SDK_UPLOADS, async () => {
   const rotator = await startRotator({ keys: [A, B, C] });
   try {
     const ai = genai(rotator.url);
@@ -100,7 +106,7 @@ Deno.test("cached contents: created with a file's key and used with it", async (
   }
 });
 
-Deno.test("a resource's owner is rate-limited: Google-shaped 429 naming it, no other key tried", async () => {
+Deno.test("a resource's owner is rate-limited: Google-shaped 429 naming it, no other key tried", SDK_UPLOADS, async () => {
   const rotator = await startRotator({ keys: [A, B] });
   try {
     const ai = genai(rotator.url);
@@ -128,7 +134,7 @@ Deno.test("a resource's owner is rate-limited: Google-shaped 429 naming it, no o
   }
 });
 
-Deno.test("a file made outside the rotator is found by trying projects, then remembered", async () => {
+Deno.test("a file made outside the rotator is found by trying projects, then remembered", SDK_UPLOADS, async () => {
   const rotator = await startRotator({ keys: [A, B, C] });
   try {
     // Upload straight to the mock with key C, as another tool would have.
@@ -155,7 +161,7 @@ Deno.test("a file made outside the rotator is found by trying projects, then rem
   }
 });
 
-Deno.test("listings merge the files the rotator made in several projects", async () => {
+Deno.test("listings merge the files the rotator made in several projects", SDK_UPLOADS, async () => {
   const rotator = await startRotator({ keys: [A, B] });
   try {
     const ai = genai(rotator.url);
@@ -220,6 +226,7 @@ Deno.test("upload chunks without any key (as py-genai sends them) are accepted f
       body: JSON.stringify({ file: { mimeType: "text/plain" } }),
     });
     assert.equal(start.status, 200);
+    await start.body?.cancel();
     const uploadUrl = start.headers.get("x-goog-upload-url")!;
     assert.ok(uploadUrl.startsWith(rotator.url), "the session URL points back at the rotator");
     const chunk = await fetch(uploadUrl, {

@@ -150,7 +150,9 @@ Deno.test("a full line answers 429 at once", async () => {
     assert.equal(second.status, 429);
     await second.body?.cancel();
     clock.advance(3000);
-    assert.equal((await first).status, 200);
+    const answer = await first;
+    assert.equal(answer.status, 200);
+    await answer.body?.cancel();
   });
 });
 
