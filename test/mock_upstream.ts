@@ -65,6 +65,11 @@ export type Behavior =
    * body (quotaValue and a RetryInfo up to the window's end).
    */
   | { readonly type: "limited"; readonly limit: number; readonly windowMs: number }
+  /**
+   * An SSE stream of `chunks` events of `chunkBytes` each, produced only as fast as it is read
+   * (the mock's `streamedBytes` says how much was produced: backpressure tests).
+   */
+  | { readonly type: "big_stream"; readonly chunkBytes: number; readonly chunks: number }
   /** Any status and body. */
   | {
     readonly type: "raw";
@@ -83,6 +88,7 @@ export interface RecordedRequest {
   /** The credential the request carried (header or Bearer), if any. */
   readonly key: string | undefined;
   readonly body: string;
+  /** The body exactly as received (non-UTF-8 bytes included). */
   readonly bytes: Uint8Array;
   readonly at: number;
 }
@@ -100,6 +106,8 @@ export interface MockUpstream {
   readonly refused: { at: number; key: string | undefined }[];
   /** Streams whose reader went away before the end (client cancelled). */
   readonly cancelledStreams: number;
+  /** Bytes produced so far by `big_stream` answers. */
+  readonly streamedBytes: number;
   /** Behaviours used one per request, in order; the last one repeats. */
   script(key: string, ...behaviors: Behavior[]): void;
   /** The behaviour for keys without a script. */
@@ -130,6 +138,7 @@ export function startMockUpstream(options: MockOptions = {}): MockUpstream {
   const requests: RecordedRequest[] = [];
   const waiters: ((r: RecordedRequest) => void)[] = [];
   let cancelledStreams = 0;
+  let streamedBytes = 0;
   const controllers = new Set<AbortController>();
   const cancelWaiters: (() => void)[] = [];
   const noteCancel = () => {
@@ -248,6 +257,27 @@ export function startMockUpstream(options: MockOptions = {}): MockUpstream {
           controller.signal.addEventListener("abort", () => resolve(new Response("closed")))
         );
       }
+      case "big_stream": {
+        const event = encoder.encode(
+          `data: ${
+            JSON.stringify({
+              candidates: [{ content: { parts: [{ text: "x".repeat(behavior.chunkBytes) }] } }],
+            })
+          }\r\n\r\n`,
+        );
+        let sent = 0;
+        const body = new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (sent++ >= behavior.chunks) return c.close();
+            streamedBytes += event.byteLength;
+            c.enqueue(event);
+          },
+          cancel() {
+            noteCancel();
+          },
+        }, { highWaterMark: 0 });
+        return new Response(body, { headers: { "content-type": "text/event-stream" } });
+      }
       case "slow_stream":
       case "stall":
       case "reset": {
@@ -310,6 +340,9 @@ export function startMockUpstream(options: MockOptions = {}): MockUpstream {
     requests,
     get cancelledStreams() {
       return cancelledStreams;
+    },
+    get streamedBytes() {
+      return streamedBytes;
     },
     script(key, ...behaviors) {
       scripts.set(key, [...behaviors]);

@@ -1,0 +1,408 @@
+/**
+ * Quota utilisation: how much of the pool's combined quota the rotator turns into successful
+ * answers when clients ask for more than the pool can carry, how many upstream 429s it wastes on
+ * the way, and whether a client that waits for the rotator's Retry-After then succeeds.
+ *
+ *   deno task bench:quota                 reactive rotator (learns only from 429s), ~1 min 45 s
+ *   BENCH_PACING=1 deno task bench:quota  PACING (issue 11): declares the limits up front
+ *
+ * The mock upstream (in this process) enforces, per key and per model, two request quotas in
+ * fixed windows, shortened so a run takes under two minutes:
+ *   short window  3 s: the "per minute" quota  (f1's shape: ...PerMinutePerProjectPerModel...)
+ *   long window  15 s: the "per day" stand-in  (f5's message shape, with a per-minute quota id)
+ * Each key's windows start at a different offset, as projects' windows need not line up. A 429
+ * carries a QuotaFailure naming the quota and its quotaValue, and a RetryInfo that is exactly the
+ * time left in the window that is full (ms precision, rounded up).
+ *
+ * Why the long window is not a real per-day quota: the rotator (like Google) resets per-day
+ * quotas at midnight Pacific time whatever RetryInfo says, so a `...PerDay...` quota id would cool
+ * a key for hours. The stand-in is a per-minute-shaped quota five short windows long whose limit
+ * is below five short windows' worth, so it binds the way a daily quota does.
+ *
+ * Load: 8 aggressive clients (retry 50 ms after the rotator's 429) and 4 polite ones (wait for
+ * its Retry-After, then send again). Utilisation counts only windows wholly inside the run.
+ */
+
+import { DENO, quantile, round, type Server, startServer, TOKEN } from "./lib.ts";
+
+const RUN_MS = Number(Deno.env.get("BENCH_QUOTA_RUN_MS") ?? 75_000);
+const SHORT_MS = 3_000;
+const LONG_MS = 15_000;
+/** Upstream time to answer an admitted request: requests in flight are what overshoot a bucket. */
+const SERVICE_MS = 100;
+const KEYS = 4;
+const AGGRESSIVE = 8;
+const POLITE = 4;
+const SHORT_ID = "GenerateRequestsPerMinutePerProjectPerModel-FreeTier";
+const LONG_ID = "GenerateRequestsPerMinutePerProjectPerModel-BenchLongWindow";
+/** Per key and model: requests per short window, and per long window (< 5 x short: it binds). */
+const LIMITS: Record<string, { short: number; long: number }> = {
+  "gemini-2.5-flash": { short: 5, long: 18 },
+  "gemini-2.5-pro": { short: 2, long: 8 },
+};
+const MODELS = Object.keys(LIMITS);
+
+// ---------------------------------------------------------------------------------------------
+// PACING SWITCH (issue 11). The lead builds pacing in the rotator; turn it on here with
+// BENCH_PACING=1. DECLARED_LIMITS and its format are placeholders: change `pacingEnv()` to
+// whatever the rotator's declared-limits configuration turns out to be. Reactive runs pass nothing.
+const PACING = Deno.env.get("BENCH_PACING") === "1";
+function pacingEnv(): Record<string, string> {
+  if (!PACING) return {};
+  return {
+    DECLARED_LIMITS: JSON.stringify(
+      MODELS.flatMap((model) => [
+        { model, quotaId: SHORT_ID, limit: LIMITS[model].short, windowMs: SHORT_MS },
+        { model, quotaId: LONG_ID, limit: LIMITS[model].long, windowMs: LONG_MS },
+      ]),
+    ),
+  };
+}
+// ---------------------------------------------------------------------------------------------
+
+/** Deterministic PRNG (mulberry32): the same model choices on every run. */
+function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Bucket {
+  readonly phase: number;
+  shortIndex: number;
+  shortCount: number;
+  longIndex: number;
+  longCount: number;
+  /** Admissions per long-window index. */
+  readonly admittedByLong: Map<number, number>;
+}
+
+/** The limit-enforcing upstream: per (key, model) fixed windows, real 429 bodies. */
+class QuotaMock {
+  readonly buckets = new Map<string, Bucket>();
+  admitted = 0;
+  rejectedShort = 0;
+  rejectedLong = 0;
+  readonly #t0: number;
+  readonly #keys: string[];
+
+  constructor(keys: string[], t0: number) {
+    this.#keys = keys;
+    this.#t0 = t0;
+    keys.forEach((key, i) => {
+      for (const model of MODELS) {
+        this.buckets.set(`${key} ${model}`, {
+          phase: (i * LONG_MS) / keys.length,
+          shortIndex: -Infinity,
+          shortCount: 0,
+          longIndex: -Infinity,
+          longCount: 0,
+          admittedByLong: new Map(),
+        });
+      }
+    });
+  }
+
+  /** Brings a bucket's counters to the windows `now` falls in; returns the windows' ends. */
+  #roll(bucket: Bucket, now: number): { shortEnd: number; longEnd: number } {
+    const since = now - this.#t0 - bucket.phase;
+    const shortIndex = Math.floor(since / SHORT_MS);
+    const longIndex = Math.floor(since / LONG_MS);
+    if (shortIndex !== bucket.shortIndex) {
+      bucket.shortIndex = shortIndex;
+      bucket.shortCount = 0;
+    }
+    if (longIndex !== bucket.longIndex) {
+      bucket.longIndex = longIndex;
+      bucket.longCount = 0;
+    }
+    const start = this.#t0 + bucket.phase;
+    return {
+      shortEnd: start + (shortIndex + 1) * SHORT_MS,
+      longEnd: start + (longIndex + 1) * LONG_MS,
+    };
+  }
+
+  /** When (key, model) has room again: `now` when it has room now. */
+  roomAt(key: string, model: string, now: number): number {
+    const bucket = this.buckets.get(`${key} ${model}`)!;
+    const { shortEnd, longEnd } = this.#roll(bucket, now);
+    const limit = LIMITS[model];
+    if (bucket.longCount >= limit.long) return longEnd;
+    if (bucket.shortCount >= limit.short) return shortEnd;
+    return now;
+  }
+
+  /** The first time any key has room for `model` (ground truth for "was Retry-After early?"). */
+  nextRoom(model: string, now: number): number {
+    return Math.min(...this.#keys.map((key) => this.roomAt(key, model, now)));
+  }
+
+  async handle(request: Request): Promise<Response> {
+    const key = request.headers.get("x-goog-api-key") ?? "";
+    const model = /models\/([^:]+):/.exec(new URL(request.url).pathname)?.[1] ?? "";
+    await request.body?.cancel();
+    const bucket = this.buckets.get(`${key} ${model}`);
+    if (!bucket) return new Response("unknown key or model", { status: 400 });
+    const now = Date.now();
+    const { shortEnd, longEnd } = this.#roll(bucket, now);
+    const limit = LIMITS[model];
+    if (bucket.longCount >= limit.long) {
+      this.rejectedLong++;
+      return quotaError(model, LONG_ID, limit.long, longEnd - now);
+    }
+    if (bucket.shortCount >= limit.short) {
+      this.rejectedShort++;
+      return quotaError(model, SHORT_ID, limit.short, shortEnd - now);
+    }
+    bucket.shortCount++;
+    bucket.longCount++;
+    bucket.admittedByLong.set(
+      bucket.longIndex,
+      (bucket.admittedByLong.get(bucket.longIndex) ?? 0) + 1,
+    );
+    this.admitted++;
+    await new Promise((resolve) => setTimeout(resolve, SERVICE_MS));
+    return Response.json({
+      candidates: [{ content: { parts: [{ text: "ok" }], role: "model" }, finishReason: "STOP" }],
+      usageMetadata: { promptTokenCount: 2, candidatesTokenCount: 1, totalTokenCount: 3 },
+    });
+  }
+
+  /** Admissions and capacity over the long windows that lie wholly inside [t0, end). */
+  utilisation(end: number): { capacity: number; admitted: number; windows: number } {
+    let capacity = 0;
+    let admitted = 0;
+    let windows = 0;
+    for (const [id, bucket] of this.buckets) {
+      const limit = LIMITS[id.split(" ")[1]];
+      const perLong = Math.min(limit.long, (LONG_MS / SHORT_MS) * limit.short);
+      for (let k = 0; this.#t0 + bucket.phase + (k + 1) * LONG_MS <= end; k++) {
+        capacity += perLong;
+        admitted += bucket.admittedByLong.get(k) ?? 0;
+        windows++;
+      }
+    }
+    return { capacity, admitted, windows };
+  }
+}
+
+/** A 429 as Gemini sends it (f1/f5 shapes): QuotaFailure with quotaValue, and RetryInfo. */
+function quotaError(model: string, quotaId: string, limit: number, retryMs: number): Response {
+  const seconds = (Math.ceil(retryMs) / 1000).toFixed(3);
+  return Response.json({
+    error: {
+      code: 429,
+      message: "You exceeded your current quota, please check your plan and billing details. " +
+        "For more information on this error, head to: " +
+        "https://ai.google.dev/gemini-api/docs/rate-limits. \n* Quota exceeded for metric: " +
+        `generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: ${limit}, ` +
+        `model: ${model}\nPlease retry in ${seconds}s.`,
+      status: "RESOURCE_EXHAUSTED",
+      details: [
+        {
+          "@type": "type.googleapis.com/google.rpc.Help",
+          links: [{
+            description: "Learn more about Gemini API quotas",
+            url: "https://ai.google.dev/gemini-api/docs/rate-limits",
+          }],
+        },
+        {
+          "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+          violations: [{
+            quotaMetric: "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+            quotaId,
+            quotaDimensions: { location: "global", model },
+            quotaValue: String(limit),
+          }],
+        },
+        { "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay: `${seconds}s` },
+      ],
+    },
+  }, { status: 429 });
+}
+
+interface ClientStats {
+  requests: number;
+  ok: number;
+  /** The rotator's own 429 (all keys cooling). */
+  rotator429: number;
+  /** A Google error passed to the client (should never happen for quota errors). */
+  raw: number;
+  other: number;
+  /** Rotator 429s whose Retry-After ended before any key had room (ground truth at receipt). */
+  early: number;
+  /** Rotator 429s while some key had room for the model (ground truth at receipt). */
+  whileRoom: number;
+  /** How much later than needed Retry-After sent clients back, ms. */
+  readonly overshootMs: number[];
+  politeWaits: number;
+  politeWaitOk: number;
+}
+
+function newStats(): ClientStats {
+  return {
+    requests: 0,
+    ok: 0,
+    rotator429: 0,
+    raw: 0,
+    other: 0,
+    early: 0,
+    whileRoom: 0,
+    overshootMs: [],
+    politeWaits: 0,
+    politeWaitOk: 0,
+  };
+}
+
+async function call(rotator: Server, model: string): Promise<Response> {
+  return await fetch(`${rotator.url}/v1beta/models/${model}:generateContent`, {
+    method: "POST",
+    headers: { "x-goog-api-key": TOKEN, "content-type": "application/json" },
+    body: JSON.stringify({ contents: [{ parts: [{ text: "Hi" }] }] }),
+  });
+}
+
+/** Sends one request and files its answer; returns the Retry-After of a rotator 429, in ms. */
+async function send(
+  rotator: Server,
+  mock: QuotaMock,
+  model: string,
+  stats: ClientStats,
+): Promise<{ status: number; retryMs?: number }> {
+  stats.requests++;
+  const response = await call(rotator, model);
+  const text = await response.text();
+  if (response.status === 200) {
+    stats.ok++;
+    return { status: 200 };
+  }
+  if (response.status === 429 && text.includes('"domain": "gemini-key-rotator"')) {
+    stats.rotator429++;
+    const retryMs = Number(response.headers.get("retry-after")) * 1000;
+    const now = Date.now();
+    const room = mock.nextRoom(model, now);
+    if (room <= now) stats.whileRoom++;
+    if (now + retryMs < room) stats.early++;
+    stats.overshootMs.push(now + retryMs - room);
+    return { status: 429, retryMs };
+  }
+  if (response.status === 429) stats.raw++;
+  else stats.other++;
+  return { status: response.status };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function main(): Promise<void> {
+  const keys = Array.from({ length: KEYS }, (_, i) => `AIzaSyQuota${String(i).padStart(28, "0")}`);
+  const t0 = Date.now() + 1_000;
+  const mock = new QuotaMock(keys, t0);
+  const upstream = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (request) => mock.handle(request),
+  );
+  const rotator = await startServer("rotator", [
+    "--allow-net",
+    "--allow-env",
+    "--allow-read",
+    "entries/deno.ts",
+  ], {
+    API_KEYS: keys.join(","),
+    ACCESS_TOKEN: TOKEN,
+    GEMINI_API_BASE_URL: `http://127.0.0.1:${(upstream.addr as Deno.NetAddr).port}`,
+    HOST: "127.0.0.1",
+    PORT: "0",
+    STATE: "memory",
+    LOG_REQUESTS: "false",
+    ...pacingEnv(),
+  });
+  const stats = newStats();
+  try {
+    await sleep(t0 - Date.now());
+    const end = t0 + RUN_MS;
+    console.error(
+      `${PACING ? "PACING" : "reactive"} run: ${KEYS} keys x ${MODELS.length} models, ` +
+        `${AGGRESSIVE + POLITE} clients, ${RUN_MS / 1000} s (${RUN_MS / SHORT_MS} short windows)`,
+    );
+    const client = async (id: number, polite: boolean) => {
+      const random = prng(id + 1);
+      while (Date.now() < end) {
+        const model = random() < 0.6 ? MODELS[0] : MODELS[1];
+        const answer = await send(rotator, mock, model, stats);
+        if (answer.status !== 429) continue;
+        const wait = polite ? answer.retryMs ?? 1000 : 50;
+        if (Date.now() + wait >= end) break;
+        await sleep(wait);
+        if (polite && answer.retryMs !== undefined) {
+          stats.politeWaits++;
+          if ((await send(rotator, mock, model, stats)).status === 200) stats.politeWaitOk++;
+        }
+      }
+    };
+    await Promise.all([
+      ...Array.from({ length: AGGRESSIVE }, (_, i) => client(i, false)),
+      ...Array.from({ length: POLITE }, (_, i) => client(AGGRESSIVE + i, true)),
+    ]);
+    const used = mock.utilisation(end);
+    const rejected = mock.rejectedShort + mock.rejectedLong;
+
+    // Probe, with no other traffic: spend a model's pool, wait exactly Retry-After, try again.
+    const probes: string[] = [];
+    let probeEarly = 0;
+    let probeOk = 0;
+    for (const model of MODELS) {
+      const probe = newStats();
+      let answer: { status: number; retryMs?: number } = { status: 0 };
+      for (let i = 0; i < 200 && answer.status !== 429; i++) {
+        answer = await send(rotator, mock, model, probe);
+      }
+      const at = Date.now();
+      const needed = mock.nextRoom(model, at) - at;
+      await sleep(answer.retryMs ?? 0);
+      const after = await send(rotator, mock, model, probe);
+      probeEarly += probe.early;
+      if (after.status === 200) probeOk++;
+      probes.push(
+        `${model}: Retry-After ${(answer.retryMs ?? 0) / 1000} s, first key had room after ` +
+          `${round(needed / 1000, 3)} s; after waiting: ${after.status}`,
+      );
+    }
+
+    const lines = [
+      `| Mode | ${PACING ? "PACING (declared limits)" : "reactive (no declared limits)"} |`,
+      "|---|---:|",
+      `| Windows measured (bucket x long window wholly inside the run) | ${used.windows} |`,
+      `| Combined quota in those windows (requests) | ${used.capacity} |`,
+      `| Admitted by the upstream in those windows | ${used.admitted} |`,
+      `| **Share of combined quota used** | **${
+        round((used.admitted / used.capacity) * 100, 1)
+      }%** |`,
+      `| Upstream successes / upstream 429s, whole run | ${mock.admitted} / ${rejected} (short ${mock.rejectedShort}, long ${mock.rejectedLong}) |`,
+      `| **Upstream 429s wasted per success** | **${round(rejected / mock.admitted, 3)}** |`,
+      `| Client requests: 200 / rotator 429 / raw Google error / other | ${stats.ok} / ${stats.rotator429} / ${stats.raw} / ${stats.other} |`,
+      `| Rotator 429s with an early Retry-After (ground truth at receipt) | ${stats.early} of ${stats.rotator429} |`,
+      `| Rotator 429s while some key had room (ground truth at receipt) | ${stats.whileRoom} of ${stats.rotator429} |`,
+      `| Retry-After later than needed, p50 / p99, ms | ${
+        round(quantile(stats.overshootMs, 0.5), 0)
+      } / ${round(quantile(stats.overshootMs, 0.99), 0)} |`,
+      `| Polite clients: waited Retry-After, then succeeded (under contention) | ${stats.politeWaitOk} of ${stats.politeWaits} |`,
+      `| Probe (no other traffic): waited Retry-After, then succeeded; early | ${probeOk} of ${MODELS.length}; ${probeEarly} early |`,
+    ];
+    console.log(lines.join("\n"));
+    console.log(`\n${probes.join("\n")}`);
+    console.log(
+      `\n${new Date().toISOString()}, Deno ${Deno.version.deno} (${
+        DENO.replace(/.*\/node_modules/, "node_modules")
+      })`,
+    );
+  } finally {
+    await rotator.stop();
+    await upstream.shutdown();
+  }
+}
+
+if (import.meta.main) await main();
