@@ -348,7 +348,8 @@ async function main(): Promise<void> {
       ...Array.from({ length: POLITE }, (_, i) => client(AGGRESSIVE + i, true)),
     ]);
     const used = mock.utilisation(end);
-    const rejected = mock.rejectedShort + mock.rejectedLong;
+    const { admitted, rejectedShort, rejectedLong } = mock;
+    const rejected = rejectedShort + rejectedLong;
 
     // Probe, with no other traffic: spend a model's pool, wait exactly Retry-After, try again.
     const probes: string[] = [];
@@ -381,8 +382,8 @@ async function main(): Promise<void> {
       `| **Share of combined quota used** | **${
         round((used.admitted / used.capacity) * 100, 1)
       }%** |`,
-      `| Upstream successes / upstream 429s, whole run | ${mock.admitted} / ${rejected} (short ${mock.rejectedShort}, long ${mock.rejectedLong}) |`,
-      `| **Upstream 429s wasted per success** | **${round(rejected / mock.admitted, 3)}** |`,
+      `| Upstream successes / upstream 429s, whole run | ${admitted} / ${rejected} (short ${rejectedShort}, long ${rejectedLong}) |`,
+      `| **Upstream 429s wasted per success** | **${round(rejected / admitted, 3)}** |`,
       `| Client requests: 200 / rotator 429 / raw Google error / other | ${stats.ok} / ${stats.rotator429} / ${stats.raw} / ${stats.other} |`,
       `| Rotator 429s with an early Retry-After (ground truth at receipt) | ${stats.early} of ${stats.rotator429} |`,
       `| Rotator 429s while some key had room (ground truth at receipt) | ${stats.whileRoom} of ${stats.rotator429} |`,

@@ -21,7 +21,10 @@ export function parseDotenv(text: string): Record<string, string> {
     }
     const name = line.slice(0, eq).trim().replace(/^export\s+/, "");
     if (!NAME.test(name)) {
-      throw new DotenvError(`.env line ${lineNo}: "${name.slice(0, 40)}" is not a variable name`);
+      // Never echo it: the text before "=" may be a key pasted on a line of its own.
+      throw new DotenvError(
+        `.env line ${lineNo}: the text before "=" is not a variable name (letters, digits, _)`,
+      );
     }
     let value = line.slice(eq + 1).trim();
     const quote = value[0];

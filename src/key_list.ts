@@ -21,6 +21,8 @@ export interface KeyListResult {
 /** A project or label name: short, printable, no separators that could be confused with a key. */
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$/;
 const MAX_KEY_LENGTH = 512;
+/** The start of a Gemini key (AIza…, AQ.…): never part of a project or label name. */
+const KEY_SHAPE = /AIza|\b[AI]Q\./;
 
 /** Thrown with a message that names the variable and the entry, never the key. */
 export class KeyListError extends Error {}
@@ -48,6 +50,17 @@ export function parseKeyList(variable: string, text: string | undefined): KeyLis
     seen.add(spec.value);
     keys.push(spec);
   }
+  // Project and label names are shown (admin API, logs); a key in one would be shown with them.
+  raw.forEach((spec, index) => {
+    for (const name of ["project", "label"] as const) {
+      if (spec?.[name]?.split(/\s+/).some((word) => seen.has(word))) {
+        throw new KeyListError(
+          `${variable} entry ${index + 1} has a ${name} name that is one of the keys: ` +
+            `write project:KEY (project first), or {"key","project","label"}`,
+        );
+      }
+    }
+  });
   return { keys, dropped };
 }
 
@@ -92,9 +105,10 @@ function parseJsonEntries(variable: string, source: string): (KeySpec | undefine
     const record = entry as Record<string, unknown>;
     for (const field of Object.keys(record)) {
       if (!["key", "project", "label"].includes(field)) {
+        // Never echo the field: a key written as a field name (`{"AIza…": "proj"}`) would
+        // land in the start-up error, and so in logs.
         throw new KeyListError(
-          `${variable} entry ${index + 1} has an unknown field "${field.slice(0, 40)}": ` +
-            `use "key", "project" and "label"`,
+          `${variable} entry ${index + 1} has a field other than "key", "project" and "label"`,
         );
       }
     }
@@ -138,6 +152,12 @@ export function checkKeySpec(where: string, spec: KeySpec): KeySpec {
     if (value !== undefined && value !== "" && !NAME_PATTERN.test(value)) {
       throw new KeyListError(
         `${where} has an invalid ${name} name: use up to 64 letters, digits, ".", "_", "-" or spaces`,
+      );
+    }
+    if (value !== undefined && KEY_SHAPE.test(value)) {
+      throw new KeyListError(
+        `${where} has a ${name} name shaped like an API key: write project:KEY (project ` +
+          `first), or {"key","project","label"}`,
       );
     }
   }

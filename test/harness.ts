@@ -44,6 +44,8 @@ export interface RotatorOptions {
   readonly mock?: MockUpstream;
   readonly observers?: ProxyObserver[];
   readonly quotaCounter?: QuotaCounter;
+  /** The fetch the app uses to reach the upstream (to watch or stamp what it sends). */
+  readonly fetch?: typeof fetch;
 }
 
 export async function startRotator(options: RotatorOptions): Promise<Rotator> {
@@ -67,6 +69,7 @@ export async function startRotator(options: RotatorOptions): Promise<Rotator> {
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.observers ? { observers: options.observers } : {}),
     ...(options.quotaCounter ? { quotaCounter: options.quotaCounter } : {}),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
     writeLog: (line) => logs.push(line),
     webSockets: denoWebSockets,
     providers,
