@@ -65,7 +65,7 @@ Deno.test("loadConfig() never prints a key from a malformed API_KEYS", () => {
   fails({ API_KEYS: `["${KEY}"` }, /API_KEYS starts with "\[" but is not valid JSON/);
   fails(
     { API_KEYS: `[{"key":"${KEY}","extra":1}]` },
-    /API_KEYS entry 1 has an unknown field "extra"/,
+    /API_KEYS entry 1 has a field other than "key", "project" and "label"/,
   );
   fails({ API_KEYS: `bad project!:${KEY}` }, /API_KEYS entry 1 has an invalid project name/);
   fails({ API_KEYS: `${KEY} with spaces` }, /API_KEYS entry 1 contains spaces/);

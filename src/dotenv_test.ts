@@ -27,7 +27,7 @@ Deno.test("parseDotenv() errors give the line, never the value", () => {
   for (
     const [text, pattern] of [
       ["OK=1\nnot a line", /line 2: expected NAME=value/],
-      ["1BAD=x", /line 1: "1BAD" is not a variable name/],
+      ["1BAD=x", /line 1: the text before "=" is not a variable name/],
       ['API_KEYS="secretvalue', /line 1: the quoted value of API_KEYS is not closed/],
     ] as const
   ) {

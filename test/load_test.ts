@@ -76,6 +76,8 @@ Deno.test({
     const violations: string[] = [];
     const events: RequestEvent[] = [];
     const results = new Map<string, number>();
+    // Assigned once the app exists; the fetch wrapper and observers given to it read it later.
+    // deno-lint-ignore prefer-const
     let rotator: Rotator | undefined;
     let byValue = new Map<string, PoolKey>();
 
