@@ -148,6 +148,9 @@ async function ttfb(url: string): Promise<number[]> {
 
 interface Saturation {
   rps: number;
+  /** Slowest and fastest round: the spread says how noisy the machine was. */
+  rpsMin: number;
+  rpsMax: number;
   errors: number;
   cpuMsPerRequest: number;
   mockCpuMsPerRequest: number;
@@ -192,6 +195,8 @@ async function saturate(targets: Target[], mock: Server): Promise<Record<string,
     const runs = rounds.get(target.name)!;
     out[target.name] = {
       rps: round(quantile(runs.map((r) => r.rps), 0.5), 0),
+      rpsMin: round(Math.min(...runs.map((r) => r.rps)), 0),
+      rpsMax: round(Math.max(...runs.map((r) => r.rps)), 0),
       errors: runs.reduce((sum, r) => sum + r.errors, 0),
       cpuMsPerRequest: round(quantile(runs.map((r) => r.cpu), 0.5), 4),
       mockCpuMsPerRequest: round(quantile(runs.map((r) => r.mockCpu), 0.5), 4),
@@ -273,7 +278,10 @@ function table(results: Record<string, Row>, labels: Record<string, string>): st
   const bare = results.bare;
   const ratio = (a: number, b: number) => `${round((a / b) * 100, 0)}%`;
   const lines: [string, (r: Row, name: string) => string][] = [
-    ["Requests/s at saturation (wrk, 50 conns)", (r) => String(r.rps)],
+    [
+      `Requests/s at saturation, median of ${ROUNDS} (min–max)`,
+      (r) => `${r.rps} (${r.rpsMin}–${r.rpsMax})`,
+    ],
     ["… vs bare proxy", (r, n) => n === "direct" ? "" : ratio(r.rps, bare.rps)],
     [
       `p50 / p99 latency at ${RATE} req/s (open loop), ms`,
@@ -283,7 +291,7 @@ function table(results: Record<string, Row>, labels: Record<string, string>): st
       "… p99 added over bare proxy, ms",
       (r, n) => n === "direct" || n === "bare" ? "" : (r.p99Ms - bare.p99Ms).toFixed(2),
     ],
-    ["Server CPU per request, ms", (r) => r.cpuMsPerRequest.toFixed(3)],
+    ["Server CPU per request at saturation, ms", (r) => r.cpuMsPerRequest.toFixed(3)],
     [
       "… vs bare proxy",
       (r, n) => n === "direct" ? "" : ratio(r.cpuMsPerRequest, bare.cpuMsPerRequest),
@@ -373,6 +381,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const servers: Server[] = [];
   await pin(Deno.pid, CLIENT_CORE);
+  const loadBefore = Deno.loadavg()[0];
   try {
     const mock = await startServer("mock", ["--allow-net", "--allow-env", "bench/mock.ts"]);
     servers.push(mock);
@@ -430,6 +439,7 @@ async function main(): Promise<void> {
     console.log(table(results, labels));
     console.log(
       `\n${new Date().toISOString()}, Deno ${Deno.version.deno}, ${SECONDS} s per load phase, ` +
+        `load average before ${loadBefore}, after ${Deno.loadavg()[0]}, ` +
         `${round((Date.now() - started) / 1000, 0)} s in all; requests to cooling keys after ` +
         `warm-up: ${stats.coolHitsAfterWarmup}`,
     );
