@@ -21,6 +21,8 @@ export interface Server {
   readonly name: string;
   readonly pid: number;
   readonly url: string;
+  /** True when the process ended without stop(): the run's numbers are not valid. */
+  readonly died: boolean;
   stop(): Promise<void>;
 }
 
@@ -66,11 +68,25 @@ export async function startServer(
       }
     })();
   });
+  let stopping = false;
+  let died = false;
+  child.status.then((status) => {
+    if (!stopping) {
+      died = true;
+      console.error(
+        `${name} exited (${status.code}) unexpectedly:\n${stderr.slice(-40).join("\n")}`,
+      );
+    }
+  });
   return {
     name,
     pid: child.pid,
     url: `http://127.0.0.1:${port}`,
+    get died() {
+      return died;
+    },
     async stop() {
+      stopping = true;
       try {
         child.kill("SIGTERM");
       } catch { /* already gone */ }
@@ -136,6 +152,12 @@ export async function pin(pid: number, core: number): Promise<void> {
 export const CLIENT_CORE = 0;
 /** The core the server being measured runs on. */
 export const SERVER_CORE = 1;
+
+/** Throws when any server died during the run (its numbers would be meaningless). */
+export function assertAlive(servers: readonly Server[]): void {
+  const dead = servers.filter((server) => server.died).map((server) => server.name);
+  if (dead.length > 0) throw new Error(`invalid run: ${dead.join(", ")} exited during it`);
+}
 
 /** Runs a command to completion; `onClientCore` pins it to CLIENT_CORE. */
 export async function run(cmd: string, args: string[], onClientCore = true): Promise<string> {

@@ -23,7 +23,7 @@
  * its Retry-After, then send again). Utilisation counts only windows wholly inside the run.
  */
 
-import { DENO, quantile, round, type Server, startServer, TOKEN } from "./lib.ts";
+import { assertAlive, DENO, quantile, round, type Server, startServer, TOKEN } from "./lib.ts";
 
 const RUN_MS = Number(Deno.env.get("BENCH_QUOTA_RUN_MS") ?? 75_000);
 const SHORT_MS = 3_000;
@@ -241,6 +241,8 @@ interface ClientStats {
   readonly overshootMs: number[];
   politeWaits: number;
   politeWaitOk: number;
+  /** Requests that got no HTTP answer at all from the rotator. */
+  failed: number;
 }
 
 function newStats(): ClientStats {
@@ -255,6 +257,7 @@ function newStats(): ClientStats {
     overshootMs: [],
     politeWaits: 0,
     politeWaitOk: 0,
+    failed: 0,
   };
 }
 
@@ -274,8 +277,16 @@ async function send(
   stats: ClientStats,
 ): Promise<{ status: number; retryMs?: number }> {
   stats.requests++;
-  const response = await call(rotator, model);
-  const text = await response.text();
+  let response: Response;
+  let text: string;
+  try {
+    response = await call(rotator, model);
+    text = await response.text();
+  } catch (error) {
+    stats.failed++;
+    if (stats.failed <= 3) console.error(`${new Date().toISOString()} request failed: ${error}`);
+    return { status: 0 };
+  }
   if (response.status === 200) {
     stats.ok++;
     return { status: 200 };
@@ -373,6 +384,7 @@ async function main(): Promise<void> {
       );
     }
 
+    assertAlive([rotator]);
     const lines = [
       `| Mode | ${PACING ? "PACING (declared limits)" : "reactive (no declared limits)"} |`,
       "|---|---:|",
@@ -384,7 +396,7 @@ async function main(): Promise<void> {
       }%** |`,
       `| Upstream successes / upstream 429s, whole run | ${admitted} / ${rejected} (short ${rejectedShort}, long ${rejectedLong}) |`,
       `| **Upstream 429s wasted per success** | **${round(rejected / admitted, 3)}** |`,
-      `| Client requests: 200 / rotator 429 / raw Google error / other | ${stats.ok} / ${stats.rotator429} / ${stats.raw} / ${stats.other} |`,
+      `| Client requests: 200 / rotator 429 / raw Google error / other / no answer | ${stats.ok} / ${stats.rotator429} / ${stats.raw} / ${stats.other} / ${stats.failed} |`,
       `| Rotator 429s with an early Retry-After (ground truth at receipt) | ${stats.early} of ${stats.rotator429} |`,
       `| Rotator 429s while some key had room (ground truth at receipt) | ${stats.whileRoom} of ${stats.rotator429} |`,
       `| Retry-After later than needed, p50 / p99, ms | ${

@@ -18,6 +18,7 @@
  */
 
 import {
+  assertAlive,
   BODY,
   CLIENT_CORE,
   cpuMs,
@@ -339,6 +340,7 @@ async function profile(mock: Server, big: boolean): Promise<void> {
   if (big) await warmUpCooling(mock, rotator);
   await wrk(rotator.url + GENERATE, 2);
   const result = await wrk(rotator.url + GENERATE, SECONDS);
+  assertAlive([rotator]);
   await rotator.stop();
   await Deno.remove(envFile);
   const file = [...Deno.readDirSync(dir)].find((e) => e.name.endsWith(".cpuprofile"));
@@ -366,6 +368,45 @@ async function profile(mock: Server, big: boolean): Promise<void> {
     const count = hits.get(node.id) ?? 0;
     self.set(name, (self.get(name) ?? 0) + count);
     total += count;
+  }
+  // Grouped: whose code the busy (non-idle) time went to.
+  const groups = new Map<string, number>();
+  const groupOf = (name: string) =>
+    name.startsWith("(idle)")
+      ? "idle"
+      : / src\//.test(name)
+      ? "rotator code (src/)"
+      : / entries\//.test(name)
+      ? "rotator entry (entries/)"
+      : /^op_/.test(name)
+      ? "runtime ops (Rust: sockets, fetch, http)"
+      : /deno_fetch/.test(name)
+      ? "fetch, Request, Response, Headers (JS)"
+      : /06_streams/.test(name)
+      ? "web streams (JS)"
+      : /webidl/.test(name)
+      ? "WebIDL argument checks"
+      : /timers/.test(name)
+      ? "timers"
+      : name.startsWith("(garbage collector)")
+      ? "garbage collector"
+      : "other runtime JS";
+  for (const [name, hits] of self) {
+    groups.set(groupOf(name), (groups.get(groupOf(name)) ?? 0) + hits);
+  }
+  const busy = total - (groups.get("idle") ?? 0);
+  console.log(`\nBusy time by owner (${big ? "rotator-10k" : "rotator-3"}):\n`);
+  console.log("| share of busy time | owner |\n|---:|---|");
+  for (
+    const [group, hits] of [...groups].filter(([g]) => g !== "idle").sort((a, b) => b[1] - a[1])
+  ) {
+    console.log(`| ${round((hits / busy) * 100, 1)}% | ${group} |`);
+  }
+  const own = [...self].filter(([name]) => / src\//.test(name)).sort((a, b) => b[1] - a[1]);
+  console.log(`\nRotator code, self time as a share of busy time:\n`);
+  console.log("| share | function |\n|---:|---|");
+  for (const [name, hits] of own.slice(0, 12)) {
+    console.log(`| ${round((hits / busy) * 100, 1)}% | ${name} |`);
   }
   const top = [...self].sort((a, b) => b[1] - a[1]).slice(0, 30);
   console.log(
@@ -431,6 +472,7 @@ async function main(): Promise<void> {
     for (const target of targets) {
       results[target.name] = await measure(target, saturation[target.name]);
     }
+    assertAlive(servers);
     const stats = await (await fetch(`${mock.url}/__bench/stats`)).json();
     if (stats.coolHitsAfterWarmup !== 0) {
       throw new Error(`the rotator sent ${stats.coolHitsAfterWarmup} requests to cooling keys`);
