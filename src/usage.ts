@@ -4,7 +4,7 @@
  * request rate. Token counts come from the usageMetadata at the end of each answer.
  */
 
-import { nextPacificMidnight, pacificDay } from "./cooldown.ts";
+import { pacificDay } from "./cooldown.ts";
 import type { Logger } from "./log.ts";
 import {
   emptyCounts,
@@ -63,22 +63,9 @@ export class UsageRecorder {
     this.#options = options;
   }
 
-  /**
-   * The Pacific day, worked out once per day: formatting a date in a time zone (Intl) was ~7% of
-   * the proxy's CPU when done for every request (a --cpu-prof of the benchmark).
-   */
-  #day = { name: "", from: Infinity, until: -Infinity };
-
-  #today(now: number): string {
-    if (now < this.#day.from || now >= this.#day.until) {
-      this.#day = { name: pacificDay(now), from: now, until: nextPacificMidnight(now) };
-    }
-    return this.#day.name;
-  }
-
   /** Adds to the counters of `keyId` and `model` for today (Pacific). */
   count(keyId: string, model: string, delta: Partial<UsageCounts>): void {
-    const day = this.#today(this.#options.now());
+    const day = pacificDay(this.#options.now());
     const id = `${day}\u0000${keyId}\u0000${model}`;
     let row = this.#pending.get(id);
     if (!row) {
