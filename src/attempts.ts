@@ -21,7 +21,7 @@ import { mayNameResources, resourcesInAnswer } from "./resources.ts";
 import type { GeminiRoute, StreamMode } from "./route.ts";
 import type { Trace } from "./trace.ts";
 import { rewriteUploadUrl } from "./upload.ts";
-import { clientHeaders, upstreamHeaders } from "./upstream.ts";
+import { clientHeaders, headerSafe, upstreamHeaders } from "./upstream.ts";
 import { tokensFromTail } from "./usage.ts";
 import { readLimitedText, readUpTo } from "./read_limited.ts";
 
@@ -318,7 +318,7 @@ export async function runAttempts(
     if (stream !== "none") headers.delete("content-length");
     headers.set("x-rotator-key", key.id);
     headers.set("x-rotator-provider", "gemini");
-    if (trace.model) headers.set("x-rotator-model", trace.model);
+    if (trace.model) headers.set("x-rotator-model", headerSafe(trace.model));
     headers.set("x-rotator-attempts", String(trace.attempts));
     const now = ctx.clock.now();
     if (route.kind === "upload") {

@@ -21,6 +21,7 @@ import { providerErrorBody } from "./translate/chat_error.ts";
 import { chatStreamToGemini } from "./translate/chat_stream.ts";
 import { chatToGemini } from "./translate/chat_to_gemini.ts";
 import { geminiToChat } from "./translate/gemini_to_chat.ts";
+import { headerSafe } from "./upstream.ts";
 
 /** A provider and its keys. */
 export interface ProviderPool {
@@ -201,7 +202,7 @@ function headersFor(provider: Provider, model: string, contentType: string): Hea
   return new Headers({
     "content-type": contentType,
     "x-rotator-provider": provider.name,
-    "x-rotator-model": model,
+    "x-rotator-model": headerSafe(model),
     via: "1.1 gemini-key-rotator",
   });
 }

@@ -52,6 +52,14 @@ const RESPONSE_DROP = new Set([
 
 const VIA = "1.1 gemini-key-rotator";
 
+/**
+ * Text from a client (a model name decoded from the path) as a header value: control and
+ * non-ASCII characters, which `Headers` refuses with an exception, are percent-encoded.
+ */
+export function headerSafe(text: string): string {
+  return /^[\x20-\x7e]*$/.test(text) ? text : encodeURIComponent(text);
+}
+
 /** Thrown when a URL would leave the configured upstream; never expected in practice. */
 export class UpstreamOriginError extends Error {}
 

@@ -255,6 +255,24 @@ Deno.test("malformed request targets get an answer (never a 500) and reach upstr
   }
 });
 
+Deno.test("a model name with control or non-ASCII characters gets the upstream's answer, not a 500", async () => {
+  const { rotator } = await observed();
+  try {
+    for (const [model, header] of [["a%00b", "a%00b"], ["g%C3%A9mini", "g%C3%A9mini"]]) {
+      const response = await fetch(`${rotator.url}/v1beta/models/${model}:generateContent`, {
+        method: "POST",
+        headers: { "x-goog-api-key": TOKEN, "content-type": "application/json" },
+        body: "{}",
+      });
+      assert.equal(response.status, 200, model);
+      assert.equal(response.headers.get("x-rotator-model"), header, "percent-encoded");
+      await response.body?.cancel();
+    }
+  } finally {
+    await rotator.close();
+  }
+});
+
 Deno.test("absurd headers get an answer or a refusal, never a crash, and never authenticate a mangled token", async () => {
   const { rotator } = await observed();
   const port = portOf(rotator);
