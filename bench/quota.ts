@@ -3,8 +3,9 @@
  * answers when clients ask for more than the pool can carry, how many upstream 429s it wastes on
  * the way, and whether a client that waits for the rotator's Retry-After then succeeds.
  *
- *   deno task bench:quota                 reactive rotator (learns only from 429s), ~1 min 45 s
- *   BENCH_PACING=1 deno task bench:quota  PACING (issue 11): declares the limits up front
+ *   deno task bench:quota                        reactive rotator (PACING=off), ~1 min 45 s
+ *   BENCH_PACING=learn deno task bench:quota     pacing to limits learned from the 429s
+ *   BENCH_PACING=declared deno task bench:quota  pacing to the limits, declared up front
  *
  * The mock upstream (in this process) enforces, per key and per model, two request quotas in
  * fixed windows, shortened so a run takes under two minutes:
@@ -43,20 +44,16 @@ const LIMITS: Record<string, { short: number; long: number }> = {
 const MODELS = Object.keys(LIMITS);
 
 // ---------------------------------------------------------------------------------------------
-// PACING SWITCH (issue 11). The lead builds pacing in the rotator; turn it on here with
-// BENCH_PACING=1. DECLARED_LIMITS and its format are placeholders: change `pacingEnv()` to
-// whatever the rotator's declared-limits configuration turns out to be. Reactive runs pass nothing.
-const PACING = Deno.env.get("BENCH_PACING") === "1";
+// PACING SWITCH (issue 11). BENCH_PACING=off (default: the reactive rotator, which learns only
+// from 429s), learn (PACING=learn: limits learned from the 429s' quotaValue and RetryInfo), or
+// declared (PACING=declared with the mock's limits in QUOTA_LIMITS, durations for the windows).
+const PACING = (Deno.env.get("BENCH_PACING") ?? "off") as "off" | "learn" | "declared";
 function pacingEnv(): Record<string, string> {
-  if (!PACING) return {};
-  return {
-    DECLARED_LIMITS: JSON.stringify(
-      MODELS.flatMap((model) => [
-        { model, quotaId: SHORT_ID, limit: LIMITS[model].short, windowMs: SHORT_MS },
-        { model, quotaId: LONG_ID, limit: LIMITS[model].long, windowMs: LONG_MS },
-      ]),
-    ),
-  };
+  if (PACING !== "declared") return { PACING };
+  const limits = MODELS.map((model) =>
+    `${model}=${LIMITS[model].short}/${SHORT_MS / 1000}s,${LIMITS[model].long}/${LONG_MS / 1000}s`
+  );
+  return { PACING, QUOTA_LIMITS: limits.join("; ") };
 }
 // ---------------------------------------------------------------------------------------------
 
@@ -336,7 +333,7 @@ async function main(): Promise<void> {
     await sleep(t0 - Date.now());
     const end = t0 + RUN_MS;
     console.error(
-      `${PACING ? "PACING" : "reactive"} run: ${KEYS} keys x ${MODELS.length} models, ` +
+      `PACING=${PACING} run: ${KEYS} keys x ${MODELS.length} models, ` +
         `${AGGRESSIVE + POLITE} clients, ${RUN_MS / 1000} s (${RUN_MS / SHORT_MS} short windows)`,
     );
     const client = async (id: number, polite: boolean) => {
@@ -386,7 +383,7 @@ async function main(): Promise<void> {
 
     assertAlive([rotator]);
     const lines = [
-      `| Mode | ${PACING ? "PACING (declared limits)" : "reactive (no declared limits)"} |`,
+      `| Mode | PACING=${PACING}${PACING === "declared" ? ` (${pacingEnv().QUOTA_LIMITS})` : ""} |`,
       "|---|---:|",
       `| Windows measured (bucket x long window wholly inside the run) | ${used.windows} |`,
       `| Combined quota in those windows (requests) | ${used.capacity} |`,
