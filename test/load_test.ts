@@ -60,8 +60,10 @@ class RecordingStore extends MemoryStore {
   }
 }
 
+/** `gc()` when the run exposes it (`deno task test` passes --v8-flags=--expose-gc). */
+const gc = (globalThis as { gc?: () => void }).gc;
+
 function heapAfterGc(): number {
-  const gc = (globalThis as { gc?: () => void }).gc;
   for (let i = 0; i < 3; i++) gc?.();
   return Deno.memoryUsage().heapUsed;
 }
@@ -279,12 +281,16 @@ async function mixedLoad(pacing: "off" | "learn"): Promise<void> {
     store.disablements.length = 0;
     const after = heapAfterGc();
     const grown = (after - baseline) / 1024 / 1024;
-    assert.ok(
-      grown < 16,
-      `heap grew by ${grown.toFixed(1)} MiB over ${sent} requests (baseline ${
-        (baseline / 1024 / 1024).toFixed(1)
-      } MiB)`,
-    );
+    // Without a forced GC the heap holds whatever garbage V8 has not collected yet: the bound
+    // then says nothing, so it is checked only where gc() is exposed.
+    if (gc) {
+      assert.ok(
+        grown < 16,
+        `heap grew by ${grown.toFixed(1)} MiB over ${sent} requests (baseline ${
+          (baseline / 1024 / 1024).toFixed(1)
+        } MiB)`,
+      );
+    }
     assert.ok(sent > 2000, `enough load: ${sent} requests`);
     if (Deno.env.get("LOAD_TEST_VERBOSE")) {
       console.log({
