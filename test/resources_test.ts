@@ -23,53 +23,57 @@ function genai(url: string): GoogleGenAI {
   return new GoogleGenAI({ apiKey: TOKEN, httpOptions: { baseUrl: url } });
 }
 
-Deno.test("files: upload, generate with it, list and delete, all with the creating key", SDK_UPLOADS, async () => {
-  const rotator = await startRotator({ keys: [A, B, C] });
-  try {
-    const ai = genai(rotator.url);
-    const file = await ai.files.upload({
-      file: new Blob(["a small text file for the model"], { type: "text/plain" }),
-      config: { mimeType: "text/plain", displayName: "notes.txt" },
-    });
-    assert.match(file.name ?? "", /^files\//);
-    const creator = rotator.mock.requests[0].key;
-    assert.equal(creator, A);
-    // The upload chunks came back through the rotator and went out with the same key.
-    const chunks = rotator.mock.requests.filter((r) => r.search.includes("upload_id"));
-    assert.ok(chunks.length >= 1);
-    assert.ok(chunks.every((r) => r.key === A));
+Deno.test(
+  "files: upload, generate with it, list and delete, all with the creating key",
+  SDK_UPLOADS,
+  async () => {
+    const rotator = await startRotator({ keys: [A, B, C] });
+    try {
+      const ai = genai(rotator.url);
+      const file = await ai.files.upload({
+        file: new Blob(["a small text file for the model"], { type: "text/plain" }),
+        config: { mimeType: "text/plain", displayName: "notes.txt" },
+      });
+      assert.match(file.name ?? "", /^files\//);
+      const creator = rotator.mock.requests[0].key;
+      assert.equal(creator, A);
+      // The upload chunks came back through the rotator and went out with the same key.
+      const chunks = rotator.mock.requests.filter((r) => r.search.includes("upload_id"));
+      assert.ok(chunks.length >= 1);
+      assert.ok(chunks.every((r) => r.key === A));
 
-    // Rotation moves on between resource requests...
-    for (let i = 0; i < 2; i++) {
-      await ai.models.generateContent({ model: "gemini-2.5-flash", contents: "no resource" });
+      // Rotation moves on between resource requests...
+      for (let i = 0; i < 2; i++) {
+        await ai.models.generateContent({ model: "gemini-2.5-flash", contents: "no resource" });
+      }
+      const rotated = rotator.mock.requests.slice(-2).map((r) => r.key);
+      assert.ok(rotated.some((k) => k !== A), "plain requests rotate to other keys");
+
+      // ...but a request naming the file goes to its project.
+      const answer = await ai.models.generateContent({
+        model: "gemini-2.5-flash",
+        contents: [createPartFromUri(file.uri!, file.mimeType!), "Summarise the file"],
+      });
+      assert.equal(answer.text, "Hello from the mock");
+      assert.equal(rotator.mock.requests.at(-1)!.key, A);
+
+      const listed: string[] = [];
+      for await (const f of await ai.files.list()) listed.push(f.name ?? "");
+      assert.deepEqual(listed, [file.name]);
+      assert.equal(rotator.mock.requests.at(-1)!.key, A);
+
+      const got = await ai.files.get({ name: file.name! });
+      assert.equal(got.displayName, "notes.txt");
+      assert.equal(rotator.mock.requests.at(-1)!.key, A);
+
+      await ai.files.delete({ name: file.name! });
+      assert.equal(rotator.mock.requests.at(-1)!.key, A);
+      assert.equal(rotator.mock.resources.files.size, 0);
+    } finally {
+      await rotator.close();
     }
-    const rotated = rotator.mock.requests.slice(-2).map((r) => r.key);
-    assert.ok(rotated.some((k) => k !== A), "plain requests rotate to other keys");
-
-    // ...but a request naming the file goes to its project.
-    const answer = await ai.models.generateContent({
-      model: "gemini-2.5-flash",
-      contents: [createPartFromUri(file.uri!, file.mimeType!), "Summarise the file"],
-    });
-    assert.equal(answer.text, "Hello from the mock");
-    assert.equal(rotator.mock.requests.at(-1)!.key, A);
-
-    const listed: string[] = [];
-    for await (const f of await ai.files.list()) listed.push(f.name ?? "");
-    assert.deepEqual(listed, [file.name]);
-    assert.equal(rotator.mock.requests.at(-1)!.key, A);
-
-    const got = await ai.files.get({ name: file.name! });
-    assert.equal(got.displayName, "notes.txt");
-    assert.equal(rotator.mock.requests.at(-1)!.key, A);
-
-    await ai.files.delete({ name: file.name! });
-    assert.equal(rotator.mock.requests.at(-1)!.key, A);
-    assert.equal(rotator.mock.resources.files.size, 0);
-  } finally {
-    await rotator.close();
-  }
-});
+  },
+);
 
 Deno.test("cached contents: created with a file's key and used with it", SDK_UPLOADS, async () => {
   const rotator = await startRotator({ keys: [A, B, C] });
@@ -106,82 +110,97 @@ Deno.test("cached contents: created with a file's key and used with it", SDK_UPL
   }
 });
 
-Deno.test("a resource's owner is rate-limited: Google-shaped 429 naming it, no other key tried", SDK_UPLOADS, async () => {
-  const rotator = await startRotator({ keys: [A, B] });
-  try {
-    const ai = genai(rotator.url);
-    const file = await ai.files.upload({
-      file: new Blob(["x"], { type: "text/plain" }),
-      config: { mimeType: "text/plain" },
-    });
-    rotator.mock.script(A, { type: "error", fixture: "rpm" });
-    const sent = rotator.mock.requests.length;
-    const response = await fetch(`${rotator.url}/v1beta/models/gemini-2.5-flash:generateContent`, {
-      method: "POST",
-      headers: { "x-goog-api-key": TOKEN, "content-type": "application/json" },
-      body: JSON.stringify({
-        contents: [{ parts: [{ fileData: { fileUri: file.uri, mimeType: "text/plain" } }] }],
-      }),
-    });
-    assert.equal(response.status, 429);
-    assert.ok(Number(response.headers.get("retry-after")) >= 33);
-    const body = await response.json();
-    assert.match(body.error.message, new RegExp(`${file.name} belongs to project`));
-    assert.match(body.error.message, /other projects cannot see it/);
-    assert.deepEqual(rotator.mock.requests.slice(sent).map((r) => r.key), [A]);
-  } finally {
-    await rotator.close();
-  }
-});
+Deno.test(
+  "a resource's owner is rate-limited: Google-shaped 429 naming it, no other key tried",
+  SDK_UPLOADS,
+  async () => {
+    const rotator = await startRotator({ keys: [A, B] });
+    try {
+      const ai = genai(rotator.url);
+      const file = await ai.files.upload({
+        file: new Blob(["x"], { type: "text/plain" }),
+        config: { mimeType: "text/plain" },
+      });
+      rotator.mock.script(A, { type: "error", fixture: "rpm" });
+      const sent = rotator.mock.requests.length;
+      const response = await fetch(
+        `${rotator.url}/v1beta/models/gemini-2.5-flash:generateContent`,
+        {
+          method: "POST",
+          headers: { "x-goog-api-key": TOKEN, "content-type": "application/json" },
+          body: JSON.stringify({
+            contents: [{ parts: [{ fileData: { fileUri: file.uri, mimeType: "text/plain" } }] }],
+          }),
+        },
+      );
+      assert.equal(response.status, 429);
+      assert.ok(Number(response.headers.get("retry-after")) >= 33);
+      const body = await response.json();
+      assert.match(body.error.message, new RegExp(`${file.name} belongs to project`));
+      assert.match(body.error.message, /other projects cannot see it/);
+      assert.deepEqual(rotator.mock.requests.slice(sent).map((r) => r.key), [A]);
+    } finally {
+      await rotator.close();
+    }
+  },
+);
 
-Deno.test("a file made outside the rotator is found by trying projects, then remembered", SDK_UPLOADS, async () => {
-  const rotator = await startRotator({ keys: [A, B, C] });
-  try {
-    // Upload straight to the mock with key C, as another tool would have.
-    const direct = new GoogleGenAI({ apiKey: C, httpOptions: { baseUrl: rotator.mock.url } });
-    const file = await direct.files.upload({
-      file: new Blob(["elsewhere"], { type: "text/plain" }),
-      config: { mimeType: "text/plain" },
-    });
-    const before = rotator.mock.requests.length;
-    const ai = genai(rotator.url);
-    const answer = await ai.models.generateContent({
-      model: "gemini-2.5-flash",
-      contents: [createPartFromUri(file.uri!, "text/plain"), "hi"],
-    });
-    assert.equal(answer.text, "Hello from the mock");
-    assert.deepEqual(rotator.mock.requests.slice(before).map((r) => r.key), [A, B, C]);
-    await ai.models.generateContent({
-      model: "gemini-2.5-flash",
-      contents: [createPartFromUri(file.uri!, "text/plain"), "again"],
-    });
-    assert.equal(rotator.mock.requests.at(-1)!.key, C, "the owner was remembered");
-  } finally {
-    await rotator.close();
-  }
-});
+Deno.test(
+  "a file made outside the rotator is found by trying projects, then remembered",
+  SDK_UPLOADS,
+  async () => {
+    const rotator = await startRotator({ keys: [A, B, C] });
+    try {
+      // Upload straight to the mock with key C, as another tool would have.
+      const direct = new GoogleGenAI({ apiKey: C, httpOptions: { baseUrl: rotator.mock.url } });
+      const file = await direct.files.upload({
+        file: new Blob(["elsewhere"], { type: "text/plain" }),
+        config: { mimeType: "text/plain" },
+      });
+      const before = rotator.mock.requests.length;
+      const ai = genai(rotator.url);
+      const answer = await ai.models.generateContent({
+        model: "gemini-2.5-flash",
+        contents: [createPartFromUri(file.uri!, "text/plain"), "hi"],
+      });
+      assert.equal(answer.text, "Hello from the mock");
+      assert.deepEqual(rotator.mock.requests.slice(before).map((r) => r.key), [A, B, C]);
+      await ai.models.generateContent({
+        model: "gemini-2.5-flash",
+        contents: [createPartFromUri(file.uri!, "text/plain"), "again"],
+      });
+      assert.equal(rotator.mock.requests.at(-1)!.key, C, "the owner was remembered");
+    } finally {
+      await rotator.close();
+    }
+  },
+);
 
-Deno.test("listings merge the files the rotator made in several projects", SDK_UPLOADS, async () => {
-  const rotator = await startRotator({ keys: [A, B] });
-  try {
-    const ai = genai(rotator.url);
-    const first = await ai.files.upload({
-      file: new Blob(["1"], { type: "text/plain" }),
-      config: { mimeType: "text/plain" },
-    });
-    const second = await ai.files.upload({
-      file: new Blob(["2"], { type: "text/plain" }),
-      config: { mimeType: "text/plain" },
-    });
-    const owners = new Set([...rotator.mock.resources.files.values()].map((f) => f.project));
-    assert.equal(owners.size, 2, "round-robin put the two files in two projects");
-    const listed: string[] = [];
-    for await (const f of await ai.files.list()) listed.push(f.name ?? "");
-    assert.deepEqual(listed.sort(), [first.name, second.name].sort());
-  } finally {
-    await rotator.close();
-  }
-});
+Deno.test(
+  "listings merge the files the rotator made in several projects",
+  SDK_UPLOADS,
+  async () => {
+    const rotator = await startRotator({ keys: [A, B] });
+    try {
+      const ai = genai(rotator.url);
+      const first = await ai.files.upload({
+        file: new Blob(["1"], { type: "text/plain" }),
+        config: { mimeType: "text/plain" },
+      });
+      const second = await ai.files.upload({
+        file: new Blob(["2"], { type: "text/plain" }),
+        config: { mimeType: "text/plain" },
+      });
+      const owners = new Set([...rotator.mock.resources.files.values()].map((f) => f.project));
+      assert.equal(owners.size, 2, "round-robin put the two files in two projects");
+      const listed: string[] = [];
+      for await (const f of await ai.files.list()) listed.push(f.name ?? "");
+      assert.deepEqual(listed.sort(), [first.name, second.name].sort());
+    } finally {
+      await rotator.close();
+    }
+  },
+);
 
 Deno.test("batches: a created batch is polled and cancelled with its project's key", async () => {
   const rotator = await startRotator({ keys: [A, B, C] });
