@@ -133,7 +133,9 @@ export async function runAttempts(
       ctx.log.warn("upstream request failed", { key: key.id, error: describeError(answer.error) });
       last = { outcome: result };
       if (answer.timedOut) break;
-      if (!(await backoff(transientRetries++))) break;
+      if (
+        transientRetries >= ctx.config.transientRetries || !(await backoff(transientRetries++))
+      ) break;
       avoidProjects.add(key.project);
       continue;
     }
@@ -145,8 +147,7 @@ export async function runAttempts(
     const outcome = classify({ status: upstream.status, body: text });
     report(key, upstream.status, outcome.kind);
     if (outcome.kind === "quota" && ctx.config.pacing === "learn") {
-      ctx.ledger.learn(key.project, trace.model, outcome, ctx.clock.now());
-      const rule = ctx.ledger.learnedRule(key.project, trace.model, outcome);
+      const rule = ctx.ledger.learn(key.project, trace.model, outcome, ctx.clock.now());
       if (rule?.window !== undefined && ctx.quotaCounter.shared) {
         ctx.quotaCounter.saveRule({ project: key.project, model: trace.model, rule }).catch(
           (error) => ctx.log.warn("learned limit not shared", { error: describeError(error) }),

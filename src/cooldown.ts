@@ -56,7 +56,7 @@ export function effectOf(outcome: Outcome, ctx: EffectContext): Effect {
       }
       if (outcome.window === "minute") {
         const delay = outcome.retryDelayMs ?? settings.minuteCooldownMs;
-        return cooldown(now + Math.max(delay, 1000), "minute", outcome.quotaId ?? "PER_MINUTE");
+        return cooldown(now + Math.max(delay, 100), "minute", outcome.quotaId ?? "PER_MINUTE");
       }
       const delay = Math.max(outcome.retryDelayMs ?? 0, settings.unknownQuotaCooldownMs);
       return cooldown(now + delay, "unknown", "RESOURCE_EXHAUSTED");

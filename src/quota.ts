@@ -126,6 +126,11 @@ class Dimension {
 }
 
 const NONE: Dimension[] = [];
+
+/** A learned dimension's key: the quota Google named (its id), or its unit and window kind. */
+function learnedKey(unit: QuotaUnit, kind: "minute" | "day", quotaId?: string): string {
+  return `l:${unit}:${quotaId ?? kind}`;
+}
 const NONE_RULES: QuotaRule[] = [];
 
 /** A send counted against a bucket, to correct its token count once the answer says it. */
@@ -195,21 +200,28 @@ export class QuotaLedger {
     model: string,
     outcome: Extract<Outcome, { kind: "quota" }>,
     now: number,
-  ): void {
-    if (outcome.window === "unknown") return;
+  ): QuotaRule | undefined {
+    if (outcome.window === "unknown") return undefined;
     const unit: QuotaUnit = outcome.unit ?? "requests";
+    this.#dimensions(project, model, now); // declared dimensions exist before matching them
     const byKind = this.#byKind(project, model);
-    const kindKey = `${unit}:${outcome.window}`;
+    const kindKey = learnedKey(unit, outcome.window, outcome.quotaId);
     let dimension = byKind.get(kindKey);
     const reset = outcome.window === "day"
       ? nextPacificMidnight(now)
       : now + (outcome.retryDelayMs ?? 60_000);
     if (!dimension) {
-      const declared = this.#declaredFor(project, model).find((r) =>
-        r.unit === unit && (r.window === "day") === (outcome.window === "day")
-      );
-      dimension = new Dimension(
-        declared ?? {
+      // The declared limit this quota is: the only one of its unit and kind, or the one whose
+      // limit Google states. Otherwise it is a limit of its own, kept beside the declared ones.
+      const candidates = [...byKind.entries()].filter(([key, d]) =>
+        key.startsWith("d:") && d.rule.unit === unit &&
+        (d.rule.window === "day") === (outcome.window === "day")
+      ).map(([, d]) => d);
+      dimension = candidates.length === 1
+        ? candidates[0]
+        : candidates.find((d) => d.rule.limit === outcome.limit);
+      if (!dimension) {
+        dimension = new Dimension({
           model,
           project,
           unit,
@@ -218,11 +230,11 @@ export class QuotaLedger {
           source: "learned",
           learnedAt: now,
           ...(outcome.quotaId ? { quotaId: outcome.quotaId } : {}),
-        },
-      );
-      byKind.set(kindKey, dimension);
+        });
+        byKind.set(kindKey, dimension);
+      }
     }
-    const windowKey = `${outcome.quotaId ?? model}:${kindKey}`;
+    const windowKey = `${outcome.quotaId ?? model}:${unit}:${outcome.window}`;
     let window = dimension.rule.window ?? this.#windows.get(windowKey);
     if (outcome.window === "minute" && dimension.lastReset !== undefined) {
       const gap = reset - dimension.lastReset;
@@ -249,6 +261,7 @@ export class QuotaLedger {
     }
     dimension.lastReset = reset;
     dimension.fullUntil = Math.max(dimension.fullUntil, reset);
+    return dimension.rule.source === "learned" ? dimension.rule : undefined;
   }
 
   /** Gives a newly learned window length to every learned dimension of the same quota. */
@@ -318,16 +331,9 @@ export class QuotaLedger {
     return released;
   }
 
-  /** The learned rule of a dimension after `learn`, to share it with other instances. */
-  learnedRule(project: string, model: string, outcome: Extract<Outcome, { kind: "quota" }>) {
-    const kindKey = `${outcome.unit ?? "requests"}:${outcome.window}`;
-    const rule = this.#buckets.get(project)?.get(model)?.get(kindKey)?.rule;
-    return rule && rule.source === "learned" ? rule : undefined;
-  }
-
   /** Adopts limits other instances learned (where this one knows less). */
   adopt(project: string, model: string, rule: QuotaRule): void {
-    const kindKey = `${rule.unit}:${rule.window === "day" ? "day" : "minute"}`;
+    const kindKey = learnedKey(rule.unit, rule.window === "day" ? "day" : "minute", rule.quotaId);
     const byKind = this.#byKind(project, model);
     const dimension = byKind.get(kindKey);
     if (!dimension) {
@@ -367,7 +373,7 @@ export class QuotaLedger {
       byKind = this.#byKind(project, model);
     }
     for (const rule of declared) {
-      const kindKey = `${rule.unit}:${rule.window === "day" ? "day" : "minute"}`;
+      const kindKey = `d:${rule.unit}:${rule.window}`;
       if (!byKind.has(kindKey)) byKind.set(kindKey, new Dimension(rule));
     }
     for (const [kindKey, dimension] of byKind) {

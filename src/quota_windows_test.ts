@@ -7,12 +7,7 @@ const M = "gemini-2.5-flash";
 
 Deno.test({
   name: "QuotaLedger: two declared request limits with sub-day windows are both enforced",
-  // BUG (src/quota.ts): dimensions are keyed by unit and "minute"/"day" only, so of
-  // `5/3s,18/15s` the ledger keeps the first and drops the second: 25 sends pass in 15 s. The
-  // quota benchmark (bench/quota.ts, BENCH_PACING=declared) shows it as 41 upstream 429s, all on
-  // the longer window. Two learned per-minute quotas with different ids share one dimension the
-  // same way (each 429 overwrites the other's limit). Remove `ignore` once fixed.
-  ignore: true,
+  // Of `5/3s,18/15s` both limits hold: the second is not folded into the first.
   fn() {
     const ledger = new QuotaLedger(parseQuotaLimits(`${M}=5/3s,18/15s`));
     let sent = 0;
@@ -24,4 +19,20 @@ Deno.test({
     }
     assert.equal(sent, 18, "at most 18 in any 15 s");
   },
+});
+
+Deno.test("QuotaLedger: two learned per-minute quotas with different ids keep their own limits", () => {
+  const ledger = new QuotaLedger();
+  const quota = (quotaId: string, limit: number, retryDelayMs: number) => ({
+    kind: "quota" as const,
+    window: "minute" as const,
+    unit: "requests" as const,
+    quotaId,
+    limit,
+    retryDelayMs,
+  });
+  ledger.learn("p", M, quota("ShortWindow", 5, 3_000), T0);
+  ledger.learn("p", M, quota("LongWindow", 18, 15_000), T0);
+  const limits = ledger.rules(T0).map((r) => [r.rule.quotaId, r.rule.limit]).sort();
+  assert.deepEqual(limits, [["LongWindow", 18], ["ShortWindow", 5]]);
 });

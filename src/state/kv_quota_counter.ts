@@ -78,7 +78,9 @@ export class KvQuotaCounter implements QuotaCounter {
   }
 
   async saveRule(shared: SharedRule): Promise<void> {
-    const kind = `${shared.rule.unit}:${shared.rule.window === "day" ? "day" : "minute"}`;
+    const kind = `${shared.rule.unit}:${
+      shared.rule.quotaId ?? (shared.rule.window === "day" ? "day" : "minute")
+    }`;
     await this.#kv.set(["quota-rule", shared.project, shared.model, kind], shared, {
       expireIn: 24 * 3_600_000,
     });
