@@ -11,6 +11,7 @@ import { effectOf } from "./cooldown.ts";
 import { errorResponse } from "./errors.ts";
 import type { AttemptResult } from "./events.ts";
 import type { Pin } from "./exhausted.ts";
+import type { RequestBody } from "./body.ts";
 import type { PoolKey } from "./keys.ts";
 import { describeError } from "./log.ts";
 import type { Recovery } from "./pool.ts";
@@ -42,7 +43,10 @@ export interface Plan {
   readonly stream: StreamMode;
   /** The upstream URL (the model substituted in it, for a model fallback). */
   readonly target: string;
-  readonly payload: Uint8Array<ArrayBuffer> | undefined;
+  /** What each attempt sends (bytes, or one Blob for a large body). */
+  readonly payload: Uint8Array<ArrayBuffer> | Blob | undefined;
+  /** The request body, to read again when a fallback rewrites it. */
+  readonly body: RequestBody;
   /** The project a named resource belongs to, when one does. */
   readonly pinned: Pin | undefined;
   /** The request names resources no record knows: find the owner by trying projects. */

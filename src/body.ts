@@ -1,30 +1,59 @@
 /**
- * Reads a client's request body into memory, up to a limit, so a failed attempt can be sent
- * again to another key byte for byte. Larger bodies are refused before anything goes upstream.
+ * Reads a client's request body once, up to a limit, so a failed attempt can send it again to
+ * another key byte for byte. Larger bodies are refused before anything goes upstream.
+ *
+ * A small body is kept as bytes. A large one (inline images, audio) is kept as one Blob that
+ * every attempt sends (Deno's fetch copies a Uint8Array body for each request, a Blob it does
+ * not), plus a skeleton for inspection: the same JSON with every long base64 run emptied, so
+ * looking for a model name or a file reference costs kilobytes, not megabytes.
  */
 
+export interface RequestBody {
+  readonly size: number;
+  /** The whole body, when it is at most INSPECT_BYTES. */
+  readonly bytes?: Uint8Array<ArrayBuffer>;
+  /** What each attempt sends (undefined: no body). */
+  readonly payload: Uint8Array<ArrayBuffer> | Blob | undefined;
+  /** The body (or, for a large one, its skeleton) to look at: model names, resources. */
+  readonly inspectable: Uint8Array<ArrayBuffer>;
+  /** The whole body as text, decoded on demand (fallbacks that rewrite it). */
+  text(): Promise<string>;
+}
+
 export type BodyResult =
-  | { readonly ok: true; readonly bytes: Uint8Array<ArrayBuffer> }
+  | { readonly ok: true; readonly body: RequestBody }
   | { readonly ok: false; readonly reason: "too_large" | "aborted"; readonly limit: number };
+
+/** Bodies up to this size are kept and inspected whole. */
+export const INSPECT_BYTES = 1024 * 1024;
+/** A run of base64 characters this long can only be inline data inside a JSON string. */
+const LONG_RUN = 1024;
+
+const EMPTY: RequestBody = {
+  size: 0,
+  payload: undefined,
+  inspectable: new Uint8Array(),
+  text: () => Promise.resolve(""),
+};
 
 /** The whole body, or why it could not be read (too large, or the client went away). */
 export async function readBody(request: Request, limit: number): Promise<BodyResult> {
-  if (request.body === null) return { ok: true, bytes: new Uint8Array() };
+  if (request.body === null) return { ok: true, body: EMPTY };
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) {
     await request.body.cancel().catch(() => {});
     return { ok: false, reason: "too_large", limit };
   }
-  if (declared !== null && /^\d+$/.test(declared)) {
-    // A declared length within the limit: the runtime's own whole-body read is the fastest.
+  if (declared !== null && /^\d+$/.test(declared) && Number(declared) <= INSPECT_BYTES) {
+    // A small declared length: the runtime's own whole-body read is the fastest.
     try {
-      return { ok: true, bytes: new Uint8Array(await request.arrayBuffer()) };
+      return { ok: true, body: small(new Uint8Array(await request.arrayBuffer())) };
     } catch {
       return { ok: false, reason: "aborted", limit };
     }
   }
   const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
   let total = 0;
   try {
     for (;;) {
@@ -35,19 +64,85 @@ export async function readBody(request: Request, limit: number): Promise<BodyRes
         await reader.cancel().catch(() => {});
         return { ok: false, reason: "too_large", limit };
       }
-      chunks.push(value);
+      chunks.push(value as Uint8Array<ArrayBuffer>);
     }
   } catch {
     return { ok: false, reason: "aborted", limit };
   }
-  if (chunks.length === 1 && chunks[0].buffer instanceof ArrayBuffer) {
-    return { ok: true, bytes: chunks[0] as Uint8Array<ArrayBuffer> };
-  }
+  if (total <= INSPECT_BYTES) return { ok: true, body: small(concat(chunks, total)) };
+  const skeleton = new TextEncoder().encode(skeletonOf(chunks));
+  const blob = new Blob(chunks);
+  return {
+    ok: true,
+    body: { size: total, payload: blob, inspectable: skeleton, text: () => blob.text() },
+  };
+}
+
+function small(bytes: Uint8Array<ArrayBuffer>): RequestBody {
+  if (bytes.byteLength === 0) return EMPTY;
+  return {
+    size: bytes.byteLength,
+    bytes,
+    payload: bytes,
+    inspectable: bytes,
+    text: () => Promise.resolve(new TextDecoder().decode(bytes)),
+  };
+}
+
+function concat(chunks: Uint8Array<ArrayBuffer>[], total: number): Uint8Array<ArrayBuffer> {
+  if (chunks.length === 1) return chunks[0];
   const bytes = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {
     bytes.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return { ok: true, bytes };
+  return bytes;
+}
+
+const RUN_AT_START = /^[A-Za-z0-9+/=_-]*/;
+
+/** Whether a UTF-16 code unit is a base64 (or base64url) character. */
+function isRunChar(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) ||
+    c === 0x2b || c === 0x2f || c === 0x3d || c === 0x5f || c === 0x2d;
+}
+
+/** Length of the base64 run the text ends with (a backwards scan: `[...]*$` is quadratic). */
+function trailingRun(text: string): number {
+  let i = text.length;
+  while (i > 0 && isRunChar(text.charCodeAt(i - 1))) i--;
+  return text.length - i;
+}
+const LONG_RUNS = new RegExp(`[A-Za-z0-9+/=_-]{${LONG_RUN},}`, "g");
+
+/**
+ * The body's text with every run of at least LONG_RUN base64 characters removed. In JSON such
+ * runs only occur inside strings, so what remains is still JSON, with the media emptied.
+ */
+export function skeletonOf(chunks: readonly Uint8Array[]): string {
+  const decoder = new TextDecoder();
+  const out: string[] = [];
+  let carry = "";
+  let inLongRun = false;
+  for (let i = 0; i <= chunks.length; i++) {
+    let text = i < chunks.length ? decoder.decode(chunks[i], { stream: true }) : decoder.decode();
+    if (inLongRun) {
+      const rest = RUN_AT_START.exec(text)![0];
+      text = text.slice(rest.length);
+      if (text.length === 0 && i < chunks.length) continue;
+      inLongRun = false;
+    }
+    text = carry + text;
+    carry = "";
+    if (i < chunks.length) {
+      // A run at the end may go on in the next chunk: decide when it ends.
+      const trailing = trailingRun(text);
+      if (trailing >= LONG_RUN) inLongRun = true;
+      else carry = text.slice(text.length - trailing);
+      text = text.slice(0, text.length - trailing);
+    }
+    out.push(text.replace(LONG_RUNS, ""));
+  }
+  return out.join("");
 }

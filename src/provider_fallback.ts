@@ -44,7 +44,7 @@ export async function providerFallback(
   ctx: ProxyContext,
 ): Promise<FallbackResult> {
   if (providers.length === 0) return { declined: "" };
-  const { route, payload } = plan;
+  const { route } = plan;
   const native = route.kind === "native" && NATIVE_METHODS.has(route.method);
   const openai = route.kind === "openai" && route.method === "chat/completions";
   if (!native && !openai) {
@@ -55,7 +55,7 @@ export async function providerFallback(
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(new TextDecoder().decode(payload ?? new Uint8Array()));
+    parsed = JSON.parse(await plan.body.text());
   } catch {
     return { declined: "the request body is not JSON" };
   }
@@ -73,7 +73,7 @@ export async function providerFallback(
       if (!translated.ok) return { declined: translated.reason };
       body = translated.request as unknown as Record<string, unknown>;
     } else {
-      const mapped = withProviderModel(payload!, model);
+      const mapped = withProviderModel(parsed, model);
       if (!mapped) return { declined: "the request body is not a JSON object" };
       body = mapped;
     }

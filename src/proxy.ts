@@ -90,20 +90,21 @@ export async function proxyRequest(
   }
   if (chunk) return await forwardUploadChunk(request, url, upload, trace, ctx);
 
-  const body = await readBody(request, ctx.config.maxBodyBytes);
-  if (!body.ok) {
-    if (body.reason === "aborted") return trace.clientClosed();
+  const read = await readBody(request, ctx.config.maxBodyBytes);
+  if (!read.ok) {
+    if (read.reason === "aborted") return trace.clientClosed();
     return trace.own(
       errorResponse(
         413,
         "INVALID_ARGUMENT",
-        `The request body is larger than the rotator's limit of ${body.limit} bytes ` +
+        `The request body is larger than the rotator's limit of ${read.limit} bytes ` +
           `(MAX_BODY_BYTES). Upload large media through the Files API instead.`,
         { reason: "BODY_TOO_LARGE" },
       ),
       "BODY_TOO_LARGE",
     );
   }
+  const body = read.body;
 
   const waitBound = clientWaitBound(request.headers, ctx.config);
   if (typeof waitBound === "string") {
@@ -117,11 +118,11 @@ export async function proxyRequest(
 
   let stream: StreamMode = route.stream;
   if (route.kind === "openai") {
-    const fields = openAiBodyFields(body.bytes);
+    const fields = openAiBodyFields(body.inspectable);
     if (fields.model) trace.model = fields.model;
     stream = fields.stream ? "sse" : "none";
   }
-  const names = resourcesInRequest(route.resource, body.bytes);
+  const names = resourcesInRequest(route.resource, body.inspectable);
   const ownership: Ownership = await ctx.affinity.ownerOf(names, ctx.clock.now());
   if (ownership.kind === "conflict") {
     return trace.own(
@@ -138,7 +139,7 @@ export async function proxyRequest(
   }
 
   const target = upstreamUrl(ctx.config.upstreamOrigin, route.upstreamPath, url.search);
-  const payload = request.method === "GET" || request.method === "HEAD" ? undefined : body.bytes;
+  const payload = request.method === "GET" || request.method === "HEAD" ? undefined : body.payload;
   let pinned: Pin | undefined = ownership.kind === "owned"
     ? {
       project: ownership.record.project,
@@ -174,7 +175,8 @@ export async function proxyRequest(
     pinned,
     discovering,
     names,
-    tokenEstimate: Math.ceil(body.bytes.byteLength / 4),
+    body,
+    tokenEstimate: Math.ceil(body.size / 4),
   };
   const primary = trace.model;
   const waitDeadline = ctx.clock.now() + waitBound;
@@ -189,7 +191,7 @@ export async function proxyRequest(
   // 3. A substitute model the operator allowed (never for a resource-bound request).
   if (!pinned && fallbackAllowed) {
     for (const alternative of fallbackChain(ctx.config.modelFallbacks, primary)) {
-      const substitute = withModel(plan, primary, alternative);
+      const substitute = await withModel(plan, primary, alternative);
       if (!substitute) break;
       trace.model = alternative;
       const answer = await runAttempts(substitute, trace, ctx);
@@ -276,7 +278,7 @@ function waitable(recovery: Recovery | undefined, deadline: number): recovery is
 }
 
 /** The same request for another model, or undefined when it cannot be rewritten. */
-function withModel(plan: Plan, from: string, to: string): Plan | undefined {
+async function withModel(plan: Plan, from: string, to: string): Promise<Plan | undefined> {
   if (plan.route.kind === "native") {
     const marker = `/models/${encodeURIComponent(from)}:`;
     if (!plan.target.includes(marker)) return undefined;
@@ -284,7 +286,7 @@ function withModel(plan: Plan, from: string, to: string): Plan | undefined {
   }
   if (plan.route.kind === "openai" && plan.payload) {
     try {
-      const body = JSON.parse(new TextDecoder().decode(plan.payload));
+      const body = JSON.parse(await plan.body.text());
       body.model = body.model?.startsWith?.("models/") ? `models/${to}` : to;
       return { ...plan, payload: new TextEncoder().encode(JSON.stringify(body)) };
     } catch {

@@ -28,7 +28,7 @@ export async function readJson(request: Request): Promise<JsonBody> {
         ),
     };
   }
-  const text = new TextDecoder().decode(body.bytes).trim();
+  const text = (await body.body.text()).trim();
   if (text === "") return { ok: true, value: undefined };
   try {
     return { ok: true, value: JSON.parse(text) };

@@ -56,14 +56,9 @@ export function providerRequest(
  * the body is not a JSON object. Everything else goes as the client sent it.
  */
 export function withProviderModel(
-  body: Uint8Array,
+  body: unknown,
   model: string,
 ): Record<string, unknown> | undefined {
-  try {
-    const parsed = JSON.parse(new TextDecoder().decode(body));
-    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return undefined;
-    return { ...parsed, model };
-  } catch {
-    return undefined;
-  }
+  if (body === null || typeof body !== "object" || Array.isArray(body)) return undefined;
+  return { ...body, model };
 }
