@@ -334,8 +334,18 @@ async function forwardUploadChunk(
   trace.attempts = 1;
   trace.keyIds.push(key.id);
   const headers = upstreamHeaders(request.headers, key, "upload");
-  const length = request.headers.get("content-length");
-  if (length !== null) headers.set("content-length", length);
+  // A chunk of declared length up to MAX_BODY_BYTES (the SDKs send 8 MiB chunks) is read into
+  // one Blob so it goes upstream with its Content-Length, as Google's upload protocol expects;
+  // Deno's fetch would send a stream chunked. Larger chunks stream through unbuffered.
+  const length = Number(request.headers.get("content-length") ?? NaN);
+  let chunkBody: Blob | ReadableStream<Uint8Array> | null = request.body;
+  if (request.body && length <= ctx.config.maxBodyBytes) {
+    try {
+      chunkBody = await request.blob();
+    } catch {
+      return trace.clientClosed();
+    }
+  }
   const sent = performance.now();
   let upstream: Response;
   try {
@@ -344,7 +354,7 @@ async function forwardUploadChunk(
       {
         method: request.method,
         headers,
-        body: request.body,
+        body: chunkBody,
         redirect: "manual",
         signal: request.signal,
       },

@@ -259,6 +259,11 @@ Deno.test("upload chunks without any key (as py-genai sends them) are accepted f
     assert.equal(file.sizeBytes, "11");
     const keys = rotator.mock.requests.map((r) => r.key);
     assert.equal(keys[0], keys[1], "the chunk used the session's key");
+    assert.equal(
+      rotator.mock.requests[1].headers.get("content-length"),
+      "11",
+      "the chunk went upstream with its length, not chunked",
+    );
 
     const forged = await fetch(`${rotator.url}/upload/v1beta/files?upload_id=forged`, {
       method: "POST",
