@@ -45,6 +45,11 @@ export class Place {
   leave(): void {
     this.#line.remove(this.#waiter);
   }
+
+  /** Whether the place was given up (a new one is needed to wait again). */
+  get left(): boolean {
+    return this.#waiter.left;
+  }
 }
 
 /** The waiters of one model, in arrival order. */

@@ -227,15 +227,14 @@ async function waitForCapacity(
 ): Promise<AttemptsResult> {
   let current = recovery;
   let place: Place | undefined;
-  let joined = false;
   try {
     while (waitable(current, deadline)) {
-      place ??= ctx.capacity.join(
-        plan.pinned ? `${plan.pinned.project}\u0000${trace.model}` : trace.model,
-      );
-      if (!place) break; // the line is full: the 429 comes at once
-      if (!joined) {
-        joined = true;
+      // A request that handed its turn on and must wait again joins the line anew.
+      if (!place || place.left) {
+        place = ctx.capacity.join(
+          plan.pinned ? `${plan.pinned.project}\u0000${trace.model}` : trace.model,
+        );
+        if (!place) break; // the line is full: the 429 comes at once
         const event = { model: trace.model, waiting: ctx.capacity.size, until: current.at };
         for (const observer of ctx.observers) observer.waiting?.(event);
       }

@@ -211,3 +211,22 @@ Deno.test("substitution works on the OpenAI-compatible surface (the model is in 
     assert.equal((await response.json()).model, "gemini-2.5-flash");
   });
 });
+
+Deno.test("a waiter that handed its turn on and met another 429 waits again, not fails", async () => {
+  await withRotator([A, B], {}, async (rotator, clock, observers) => {
+    rotator.mock.script(A, rpm(2), rpm(3), { type: "ok" });
+    rotator.mock.script(B, rpm(2), rpm(3), { type: "ok" });
+    const first = nextWait(observers);
+    const pending = generate(rotator);
+    await first;
+    // Both keys recover; the waiter takes one (handing its turn on, as another key is usable),
+    // and both answer 429 again: it must wait for the next recovery.
+    const again = nextWait(observers);
+    clock.advance(2000);
+    await again;
+    clock.advance(3000);
+    const response = await pending;
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  });
+});
