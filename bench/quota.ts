@@ -25,6 +25,7 @@
  */
 
 import { assertAlive, DENO, quantile, round, type Server, startServer, TOKEN } from "./lib.ts";
+import { prng } from "../test/prng.ts";
 
 const RUN_MS = Number(Deno.env.get("BENCH_QUOTA_RUN_MS") ?? 75_000);
 const SHORT_MS = 3_000;
@@ -62,16 +63,6 @@ function pacingEnv(): Record<string, string> {
   return { PACING, QUOTA_LIMITS: limits.join("; ") };
 }
 // ---------------------------------------------------------------------------------------------
-
-/** Deterministic PRNG (mulberry32): the same model choices on every run. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Bucket {
   readonly phase: number;

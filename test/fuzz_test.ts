@@ -14,19 +14,10 @@ import { ConfigError, loadConfig } from "../src/config.ts";
 import { effectOf } from "../src/cooldown.ts";
 import { DotenvError, parseDotenv } from "../src/dotenv.ts";
 import { KeyListError, parseKeyList } from "../src/key_list.ts";
+import { prng } from "./prng.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 20261125);
 const ITERATIONS = Number(Deno.env.get("FUZZ_ITERATIONS") ?? 2000);
-
-/** mulberry32: small, fast, and the same sequence for the same seed. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   readonly random: () => number;

@@ -20,6 +20,7 @@ import { MemoryStore } from "../src/state/memory.ts";
 import { ALL_MODELS, type CooldownRecord, type DisablementRecord } from "../src/state/records.ts";
 import { FakeClock, type Rotator, startRotator, testKey, TOKEN } from "./harness.ts";
 import type { Behavior } from "./mock_upstream.ts";
+import { prng } from "./prng.ts";
 
 const DURATION_MS = Number(Deno.env.get("LOAD_TEST_MS") ?? 7_000);
 const CLIENTS = 300;
@@ -32,16 +33,6 @@ const KEY_SPECS = Array.from({ length: 10 }, (_, i) => {
   return i < 3 ? `p1:${value}` : i < 5 ? `p2:${value}` : value;
 });
 const KEY_VALUES = KEY_SPECS.map((spec) => spec.split(":").at(-1)!);
-
-/** Deterministic PRNG (mulberry32) for the behaviour schedule and the clients' model choice. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A memory store that also keeps every cooldown and disablement written, in order. */
 class RecordingStore extends MemoryStore {

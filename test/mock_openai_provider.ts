@@ -6,6 +6,8 @@
  * beside test/mock_upstream.ts: Gemini's keys go to one, the fallback's keys to the other.
  */
 
+import { BehaviorScript, Waiters } from "./mock_script.ts";
+
 const FIXTURES = new URL("./fixtures/openrouter-errors/", import.meta.url);
 
 /** The path prefix of the base URL, as OpenRouter's `https://openrouter.ai/api/v1`. */
@@ -114,16 +116,15 @@ const encoder = new TextEncoder();
 const CREATED = 1764000000;
 
 export function startMockOpenAiProvider(): MockOpenAiProvider {
-  const scripts = new Map<string, ProviderBehavior[]>();
-  let fallback: ProviderBehavior = { type: "ok" };
+  const behaviors = new BehaviorScript<ProviderBehavior>({ type: "ok" });
   const requests: RecordedProviderRequest[] = [];
-  const waiters: ((r: RecordedProviderRequest) => void)[] = [];
-  const cancelWaiters: (() => void)[] = [];
+  const arrivals = new Waiters<RecordedProviderRequest>();
+  const cancels = new Waiters();
   const controllers = new Set<AbortController>();
   let cancelled = 0;
   const noteCancel = () => {
     cancelled++;
-    cancelWaiters.splice(0).forEach((resolve) => resolve());
+    cancels.notify();
   };
 
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
@@ -145,7 +146,7 @@ export function startMockOpenAiProvider(): MockOpenAiProvider {
       at: Date.now(),
     };
     requests.push(recorded);
-    waiters.splice(0).forEach((resolve) => resolve(recorded));
+    arrivals.notify(recorded);
 
     if (url.pathname === `${MOCK_PROVIDER_PREFIX}/models` && req.method === "GET") {
       return jsonResponse(200, {
@@ -159,11 +160,7 @@ export function startMockOpenAiProvider(): MockOpenAiProvider {
       // OpenRouter's answer to a request without a Bearer token (musistudio/claude-code-router#227).
       return jsonResponse(401, { error: { message: "No auth credentials found", code: 401 } });
     }
-    const queue = scripts.get(key);
-    const behavior = queue && queue.length > 0
-      ? (queue.length > 1 ? queue.shift()! : queue[0])
-      : fallback;
-    return respond(behavior, json ?? {}, req.signal);
+    return respond(behaviors.next(key), json ?? {}, req.signal);
   });
 
   function respond(
@@ -250,21 +247,11 @@ export function startMockOpenAiProvider(): MockOpenAiProvider {
     get cancelled() {
       return cancelled;
     },
-    script(key, ...behaviors) {
-      scripts.set(key, [...behaviors]);
-    },
-    setDefault(behavior) {
-      fallback = behavior;
-    },
-    requestsFor(key) {
-      return requests.filter((r) => r.key === key);
-    },
-    nextRequest() {
-      return new Promise((resolve) => waiters.push(resolve));
-    },
-    nextCancel() {
-      return new Promise((resolve) => cancelWaiters.push(resolve));
-    },
+    script: (key, ...list) => behaviors.script(key, ...list),
+    setDefault: (behavior) => behaviors.setDefault(behavior),
+    requestsFor: (key) => requests.filter((r) => r.key === key),
+    nextRequest: () => arrivals.next(),
+    nextCancel: () => cancels.next(),
     async close() {
       for (const controller of controllers) controller.abort();
       await server.shutdown();

@@ -5,6 +5,7 @@
  */
 
 import { MockResources } from "./mock_resources.ts";
+import { BehaviorScript, Waiters } from "./mock_script.ts";
 import { MockLive } from "./mock_live.ts";
 
 const FIXTURES = new URL("./fixtures/gemini-errors/", import.meta.url);
@@ -133,25 +134,21 @@ export function startMockUpstream(options: MockOptions = {}): MockUpstream {
   /** Requests counted per project and window by "limited" behaviours. */
   const windowCounts = new Map<string, number>();
   const refused: { at: number; key: string | undefined }[] = [];
-  const scripts = new Map<string, Behavior[]>();
-  let fallback: Behavior = { type: "ok" };
+  const behaviors = new BehaviorScript<Behavior>({ type: "ok" });
   const requests: RecordedRequest[] = [];
-  const waiters: ((r: RecordedRequest) => void)[] = [];
+  const arrivals = new Waiters<RecordedRequest>();
   let cancelledStreams = 0;
   let streamedBytes = 0;
   const controllers = new Set<AbortController>();
-  const cancelWaiters: (() => void)[] = [];
+  const cancels = new Waiters();
   const noteCancel = () => {
     cancelledStreams++;
-    cancelWaiters.splice(0).forEach((resolve) => resolve());
+    cancels.notify();
   };
 
   const projects = new Map<string, string>();
   let origin = "";
-  const live = new MockLive((key) => {
-    const queue = key !== undefined ? scripts.get(key) : undefined;
-    return queue && queue.length > 0 ? (queue.length > 1 ? queue.shift()! : queue[0]) : fallback;
-  });
+  const live = new MockLive((key) => behaviors.next(key));
   const resources = new MockResources(() => origin);
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
     const url = new URL(req.url);
@@ -170,12 +167,8 @@ export function startMockUpstream(options: MockOptions = {}): MockUpstream {
       at: Date.now(),
     };
     requests.push(recorded);
-    waiters.splice(0).forEach((resolve) => resolve(recorded));
-    const queue = key !== undefined ? scripts.get(key) : undefined;
-    const behavior = queue && queue.length > 0
-      ? (queue.length > 1 ? queue.shift()! : queue[0])
-      : fallback;
-    return respond(behavior, recorded, url, req.signal);
+    arrivals.notify(recorded);
+    return respond(behaviors.next(key), recorded, url, req.signal);
   });
 
   function respond(
@@ -344,21 +337,11 @@ export function startMockUpstream(options: MockOptions = {}): MockUpstream {
     get streamedBytes() {
       return streamedBytes;
     },
-    script(key, ...behaviors) {
-      scripts.set(key, [...behaviors]);
-    },
-    setDefault(behavior) {
-      fallback = behavior;
-    },
-    requestsFor(key) {
-      return requests.filter((r) => r.key === key);
-    },
-    nextRequest() {
-      return new Promise((resolve) => waiters.push(resolve));
-    },
-    nextCancel() {
-      return new Promise((resolve) => cancelWaiters.push(resolve));
-    },
+    script: (key, ...list) => behaviors.script(key, ...list),
+    setDefault: (behavior) => behaviors.setDefault(behavior),
+    requestsFor: (key) => requests.filter((r) => r.key === key),
+    nextRequest: () => arrivals.next(),
+    nextCancel: () => cancels.next(),
     async close() {
       for (const controller of controllers) controller.abort();
       await server.shutdown();
