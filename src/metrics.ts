@@ -73,6 +73,11 @@ export class RotatorMetrics implements ProxyObserver {
     "Upstream attempts by model and outcome class (ok, quota, key_rejected, transient, ...).",
     ["model", "result"],
   );
+  readonly fallbacks = new CounterVec(
+    "gemini_rotator_fallback_answers_total",
+    "Client requests answered by a fallback provider (not Gemini), by provider and status.",
+    ["provider", "status"],
+  );
   readonly retries = new CounterVec(
     "gemini_rotator_retries_total",
     "Upstream attempts beyond the first one of a client request.",
@@ -127,6 +132,7 @@ export class RotatorMetrics implements ProxyObserver {
       ? NO_MODEL_LABEL
       : this.models.label(event.model);
     this.requests.inc([event.route, model, String(event.status)]);
+    if (event.provider) this.fallbacks.inc([event.provider, String(event.status)]);
     if (event.attempts > 1) this.retries.inc([model], event.attempts - 1);
     if (event.firstByteMs !== undefined) this.firstByte.observe(event.firstByteMs / 1000);
   }
@@ -154,6 +160,7 @@ export class RotatorMetrics implements ProxyObserver {
     this.requests.render(out);
     this.attempts.render(out);
     this.retries.render(out);
+    this.fallbacks.render(out);
     this.latency.render(out);
     this.firstByte.render(out);
 

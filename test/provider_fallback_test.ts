@@ -173,3 +173,18 @@ Deno.test("provider keys never appear in logs or answers", async () => {
     }
   });
 });
+
+Deno.test("metrics count the answers a fallback provider gave", async () => {
+  await withFallback(async (rotator, provider) => {
+    provider.setDefault({ type: "ok", text: "hi" });
+    await (await generate(rotator)).body?.cancel();
+    const metrics = await fetch(`${rotator.url}/metrics`, {
+      headers: { authorization: "Bearer metrics-token-123456" },
+    });
+    const text = await metrics.text();
+    assert.match(
+      text,
+      /gemini_rotator_fallback_answers_total\{provider="openrouter",status="200"\} 1/,
+    );
+  }, { METRICS_TOKEN: "metrics-token-123456" });
+});
