@@ -11,6 +11,7 @@ import { KvStore, type KvStoreOptions } from "../src/state/kv.ts";
 import type { StateStore } from "../src/state/store.ts";
 import type { ProxyObserver } from "../src/events.ts";
 import type { QuotaCounter } from "../src/state/quota_counter.ts";
+import { noKeepAlive } from "./no_keep_alive.ts";
 import { type MockUpstream, startMockUpstream } from "./mock_upstream.ts";
 import { denoWebSockets } from "../entries/deno_websockets.ts";
 import { parseProvidersConfig } from "../src/providers/config.ts";
@@ -77,7 +78,7 @@ export async function startRotator(options: RotatorOptions): Promise<Rotator> {
   });
   const server = Deno.serve(
     { port: 0, hostname: "127.0.0.1", onListen() {} },
-    (request) => app.fetch(request),
+    noKeepAlive((request) => app.fetch(request)),
   );
   return {
     url: `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`,

@@ -7,6 +7,7 @@
  */
 
 import { BehaviorScript, Waiters } from "./mock_script.ts";
+import { noKeepAlive } from "./no_keep_alive.ts";
 
 const FIXTURES = new URL("./fixtures/openrouter-errors/", import.meta.url);
 
@@ -127,41 +128,46 @@ export function startMockOpenAiProvider(): MockOpenAiProvider {
     cancels.notify();
   };
 
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
-    const url = new URL(req.url);
-    const key = /^Bearer (.+)$/.exec(req.headers.get("authorization") ?? "")?.[1];
-    const body = req.body ? await req.text() : "";
-    let json: Record<string, unknown> | undefined;
-    try {
-      const parsed = JSON.parse(body);
-      if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) json = parsed;
-    } catch { /* not JSON */ }
-    const recorded: RecordedProviderRequest = {
-      method: req.method,
-      path: url.pathname,
-      headers: req.headers,
-      key,
-      body,
-      json,
-      at: Date.now(),
-    };
-    requests.push(recorded);
-    arrivals.notify(recorded);
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    noKeepAlive(async (req) => {
+      const url = new URL(req.url);
+      const key = /^Bearer (.+)$/.exec(req.headers.get("authorization") ?? "")?.[1];
+      const body = req.body ? await req.text() : "";
+      let json: Record<string, unknown> | undefined;
+      try {
+        const parsed = JSON.parse(body);
+        if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) json = parsed;
+      } catch { /* not JSON */ }
+      const recorded: RecordedProviderRequest = {
+        method: req.method,
+        path: url.pathname,
+        headers: req.headers,
+        key,
+        body,
+        json,
+        at: Date.now(),
+      };
+      requests.push(recorded);
+      arrivals.notify(recorded);
 
-    if (url.pathname === `${MOCK_PROVIDER_PREFIX}/models` && req.method === "GET") {
-      return jsonResponse(200, {
-        data: [{ id: "google/gemini-2.5-pro" }, { id: "google/gemini-2.5-flash" }],
-      });
-    }
-    if (url.pathname !== `${MOCK_PROVIDER_PREFIX}/chat/completions` || req.method !== "POST") {
-      return jsonResponse(404, { error: { message: `mock: no route ${url.pathname}`, code: 404 } });
-    }
-    if (key === undefined) {
-      // OpenRouter's answer to a request without a Bearer token (musistudio/claude-code-router#227).
-      return jsonResponse(401, { error: { message: "No auth credentials found", code: 401 } });
-    }
-    return respond(behaviors.next(key), json ?? {}, req.signal);
-  });
+      if (url.pathname === `${MOCK_PROVIDER_PREFIX}/models` && req.method === "GET") {
+        return jsonResponse(200, {
+          data: [{ id: "google/gemini-2.5-pro" }, { id: "google/gemini-2.5-flash" }],
+        });
+      }
+      if (url.pathname !== `${MOCK_PROVIDER_PREFIX}/chat/completions` || req.method !== "POST") {
+        return jsonResponse(404, {
+          error: { message: `mock: no route ${url.pathname}`, code: 404 },
+        });
+      }
+      if (key === undefined) {
+        // OpenRouter's answer to a request without a Bearer token (musistudio/claude-code-router#227).
+        return jsonResponse(401, { error: { message: "No auth credentials found", code: 401 } });
+      }
+      return respond(behaviors.next(key), json ?? {}, req.signal);
+    }),
+  );
 
   function respond(
     behavior: ProviderBehavior,

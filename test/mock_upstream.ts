@@ -6,6 +6,7 @@
 
 import { MockResources } from "./mock_resources.ts";
 import { BehaviorScript, Waiters } from "./mock_script.ts";
+import { noKeepAlive } from "./no_keep_alive.ts";
 import { MockLive } from "./mock_live.ts";
 
 const FIXTURES = new URL("./fixtures/gemini-errors/", import.meta.url);
@@ -150,26 +151,29 @@ export function startMockUpstream(options: MockOptions = {}): MockUpstream {
   let origin = "";
   const live = new MockLive((key) => behaviors.next(key));
   const resources = new MockResources(() => origin);
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
-    const url = new URL(req.url);
-    if (url.pathname.startsWith("/ws/")) return live.accept(req, url);
-    const key = req.headers.get("x-goog-api-key") ??
-      /^Bearer (.+)$/.exec(req.headers.get("authorization") ?? "")?.[1] ?? undefined;
-    const bytes = req.body ? new Uint8Array(await req.arrayBuffer()) : new Uint8Array();
-    const recorded: RecordedRequest = {
-      method: req.method,
-      path: url.pathname,
-      search: url.search,
-      headers: req.headers,
-      key,
-      body: new TextDecoder().decode(bytes),
-      bytes,
-      at: Date.now(),
-    };
-    requests.push(recorded);
-    arrivals.notify(recorded);
-    return respond(behaviors.next(key), recorded, url, req.signal);
-  });
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    noKeepAlive(async (req) => {
+      const url = new URL(req.url);
+      if (url.pathname.startsWith("/ws/")) return live.accept(req, url);
+      const key = req.headers.get("x-goog-api-key") ??
+        /^Bearer (.+)$/.exec(req.headers.get("authorization") ?? "")?.[1] ?? undefined;
+      const bytes = req.body ? new Uint8Array(await req.arrayBuffer()) : new Uint8Array();
+      const recorded: RecordedRequest = {
+        method: req.method,
+        path: url.pathname,
+        search: url.search,
+        headers: req.headers,
+        key,
+        body: new TextDecoder().decode(bytes),
+        bytes,
+        at: Date.now(),
+      };
+      requests.push(recorded);
+      arrivals.notify(recorded);
+      return respond(behaviors.next(key), recorded, url, req.signal);
+    }),
+  );
 
   function respond(
     behavior: Behavior,
