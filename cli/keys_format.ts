@@ -3,14 +3,7 @@
  * per checked key. The shapes are the admin API's JSON (the parts printed).
  */
 
-interface Counts {
-  requests: number;
-  successes: number;
-  rateLimited: number;
-  errors: number;
-  promptTokens: number;
-  outputTokens: number;
-}
+import type { UsageCounts as Counts } from "../src/state/store.ts";
 
 export interface KeyView {
   id: string;

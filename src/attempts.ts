@@ -101,7 +101,7 @@ export async function runAttempts(
     }
     const key = choice.key;
     if (ctx.quotaCounter.shared && ctx.ledger.active) {
-      const reservations = ctx.ledger.reservations(key.project, trace.model, now, tokenEstimate);
+      const reservations = ctx.ledger.reservations(key.project, trace.model, tokenEstimate);
       const reserved = reservations.length === 0
         ? { ok: true as const }
         : await ctx.quotaCounter.reserve(reservations, now);

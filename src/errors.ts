@@ -73,6 +73,17 @@ export function errorResponse(
   });
 }
 
+/** The answer to a request without the rotator's access token (nothing is sent upstream). */
+export function accessTokenRefused(): Response {
+  return errorResponse(
+    401,
+    "UNAUTHENTICATED",
+    "Missing or wrong access token. Send the rotator's access token where you would put a " +
+      "Gemini API key (x-goog-api-key, ?key=, Authorization: Bearer, or X-Access-Token).",
+    { reason: "ACCESS_TOKEN_INVALID" },
+  );
+}
+
 /** A RetryInfo detail as Google writes it (a protobuf Duration in seconds). */
 export function retryInfo(delayMs: number): Record<string, unknown> {
   return {

@@ -12,7 +12,8 @@
 import { clientCredential, type TokenSet } from "./auth.ts";
 import type { Clock } from "./clock.ts";
 import { effectOf } from "./cooldown.ts";
-import { errorResponse } from "./errors.ts";
+import { accessTokenRefused, errorResponse } from "./errors.ts";
+import { noKeysAnswer } from "./exhausted.ts";
 import type { PoolKey } from "./keys.ts";
 import { describeError, type Logger } from "./log.ts";
 import type { KeyPool } from "./pool.ts";
@@ -75,14 +76,10 @@ export function serveLive(request: Request, url: URL, ctx: LiveContext): Respons
   if (
     ctx.tokens.size > 0 && !ctx.tokens.matches(clientCredential(request.headers, url.searchParams))
   ) {
-    return errorResponse(401, "UNAUTHENTICATED", "Missing or wrong access token.", {
-      reason: "ACCESS_TOKEN_INVALID",
-    });
+    return accessTokenRefused();
   }
   if (ctx.pool.size === 0) {
-    return errorResponse(503, "UNAVAILABLE", "The rotator has no Gemini API keys configured.", {
-      reason: "NO_KEYS",
-    });
+    return noKeysAnswer().response;
   }
   const { socket: client, response } = ctx.webSockets.upgrade(request);
   client.binaryType = "arraybuffer";

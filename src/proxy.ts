@@ -16,7 +16,7 @@ import { readBody } from "./body.ts";
 import type { CapacityQueue, Place } from "./capacity.ts";
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
-import { errorResponse } from "./errors.ts";
+import { accessTokenRefused, errorResponse } from "./errors.ts";
 import type { ProxyObserver } from "./events.ts";
 import { exhaustedAnswer, noKeysAnswer, type Pin, pinnedAnswer } from "./exhausted.ts";
 import { listAcrossProjects, listedCollection } from "./listing.ts";
@@ -72,16 +72,7 @@ export async function proxyRequest(
   const byUploadSession = credential === undefined && upload?.kind === "owned";
   if (ctx.tokens.size > 0 && !byUploadSession && !ctx.tokens.matches(credential)) {
     await request.body?.cancel().catch(() => {});
-    return trace.own(
-      errorResponse(
-        401,
-        "UNAUTHENTICATED",
-        "Missing or wrong access token. Send the rotator's access token where you would put a " +
-          "Gemini API key (x-goog-api-key, ?key=, Authorization: Bearer, or X-Access-Token).",
-        { reason: "ACCESS_TOKEN_INVALID" },
-      ),
-      "ACCESS_TOKEN_INVALID",
-    );
+    return trace.own(accessTokenRefused(), "ACCESS_TOKEN_INVALID");
   }
   if (ctx.pool.size === 0) {
     await request.body?.cancel().catch(() => {});

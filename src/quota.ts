@@ -266,7 +266,7 @@ export class QuotaLedger {
 
   /** Gives a newly learned window length to every learned dimension of the same quota. */
   #adoptWindow(windowKey: string, window: number): void {
-    for (const [project, byModel] of this.#buckets) {
+    for (const byModel of this.#buckets.values()) {
       for (const [model, byKind] of byModel) {
         for (const [kindKey, dimension] of byKind) {
           const { rule } = dimension;
@@ -274,7 +274,6 @@ export class QuotaLedger {
           if (`${rule.quotaId ?? model}:${kindKey}` !== windowKey) continue;
           dimension.rule = { ...rule, window };
           this.version++;
-          void project;
         }
       }
     }
@@ -284,7 +283,7 @@ export class QuotaLedger {
    * The dimensions of (project, model) whose window is known, as shared-counter reservations
    * for one send of `tokens` input tokens.
    */
-  reservations(project: string, model: string, now: number, tokens = 0): QuotaReservation[] {
+  reservations(project: string, model: string, tokens = 0): QuotaReservation[] {
     const out: QuotaReservation[] = [];
     const byKind = this.#buckets.get(project)?.get(model);
     if (!byKind) return out;
@@ -298,7 +297,6 @@ export class QuotaLedger {
         amount: rule.unit === "tokens" ? tokens : 1,
       });
     }
-    void now;
     return out;
   }
 
