@@ -13,6 +13,7 @@ import { LastErrors } from "./admin/last_errors.ts";
 import { TokenSet } from "./auth.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import type { Config } from "./config.ts";
+import { Deadlines } from "./deadlines.ts";
 import { Cors } from "./cors.ts";
 import { errorResponse } from "./errors.ts";
 import type { ProxyObserver } from "./events.ts";
@@ -166,6 +167,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     log,
     observers: [...observability.observers, ...(deps.observers ?? []), lastErrors],
     capacity: new CapacityQueue(clock, config.maxWaiting),
+    deadlines: new Deadlines(config.upstreamTimeoutMs),
     ...(providerPools.length > 0
       ? { providerFallback: (plan, trace) => providerFallback(plan, trace, providerPools, proxy) }
       : {}),

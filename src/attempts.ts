@@ -22,7 +22,7 @@ import { mayNameResources, resourcesInAnswer } from "./resources.ts";
 import type { GeminiRoute, StreamMode } from "./route.ts";
 import type { Trace } from "./trace.ts";
 import { rewriteUploadUrl } from "./upload.ts";
-import { clientHeaders, headerSafe, upstreamHeaders } from "./upstream.ts";
+import { clientHeaders, headerSafe, upstreamHeaders, writeClientHeaders } from "./upstream.ts";
 import { tokensFromTail } from "./usage.ts";
 import { readLimitedText, readUpTo } from "./read_limited.ts";
 
@@ -272,24 +272,20 @@ export async function runAttempts(
   async function send(
     key: PoolKey,
   ): Promise<{ response: Response } | { error: unknown; timedOut: boolean }> {
-    const deadline = new AbortController();
-    const timer = setTimeout(
-      () => deadline.abort(new DOMException("upstream timeout", "TimeoutError")),
-      ctx.config.upstreamTimeoutMs,
-    );
+    const deadline = ctx.deadlines.start(request.signal);
     try {
       const response = await ctx.fetch(target, {
         method: request.method,
         headers: upstreamHeaders(request.headers, key, route.kind),
         body: payload,
         redirect: "manual",
-        signal: AbortSignal.any([request.signal, deadline.signal]),
+        signal: deadline.signal,
       });
       return { response };
     } catch (error) {
-      return { error, timedOut: deadline.signal.aborted && !request.signal.aborted };
+      return { error, timedOut: deadline.timedOut && !request.signal.aborted };
     } finally {
-      clearTimeout(timer);
+      deadline.release();
     }
   }
 
@@ -319,48 +315,61 @@ export async function runAttempts(
   async function succeed(key: PoolKey, upstream: Response): Promise<Response> {
     lastKey = key;
     report(key, upstream.status, "ok");
-    const headers = clientHeaders(upstream.headers, key);
-    if (stream !== "none") headers.delete("content-length");
-    headers.set("x-rotator-key", key.id);
-    headers.set("x-rotator-provider", "gemini");
-    if (trace.model) headers.set("x-rotator-model", headerSafe(trace.model));
-    headers.set("x-rotator-attempts", String(trace.attempts));
     const now = ctx.clock.now();
-    if (route.kind === "upload") {
-      const id = rewriteUploadUrl(headers, ctx.config.publicBaseUrl ?? url.origin);
-      if (id) ctx.affinity.remember([`upload:${id}`], key, now);
-    }
     if (discovering && names.length > 0) ctx.affinity.remember(names, key, now);
     if (request.method === "DELETE") names.forEach((name) => ctx.affinity.forget(name));
-
-    if (upstream.body === null) {
-      trace.done(upstream.status, "upstream");
-      return new Response(null, { status: upstream.status, headers });
-    }
-    let body: ReadableStream<Uint8Array> = upstream.body;
+    const status = upstream.status;
     const learnsNames = stream === "none" && mayNameResources(request.method, route.resource);
     const declared = Number(upstream.headers.get("content-length") ?? NaN);
-    if (learnsNames || (stream === "none" && declared <= SMALL_ANSWER_BYTES)) {
+    const hasBody = request.method !== "HEAD" && status !== 204 && status !== 304;
+
+    // The client's headers are written straight into the answer's own Headers: building a
+    // separate Headers object first would make the Response constructor copy it again.
+    const answer = (body: BodyInit | null): Response => {
+      const response = new Response(body, { status });
+      const headers = response.headers;
+      writeClientHeaders(upstream.headers, key, headers);
+      if (stream !== "none") headers.delete("content-length");
+      headers.set("x-rotator-key", key.id);
+      headers.set("x-rotator-provider", "gemini");
+      if (trace.model) headers.set("x-rotator-model", headerSafe(trace.model));
+      headers.set("x-rotator-attempts", String(trace.attempts));
+      if (route.kind === "upload") {
+        const id = rewriteUploadUrl(headers, ctx.config.publicBaseUrl ?? url.origin);
+        if (id) ctx.affinity.remember([`upload:${id}`], key, now);
+      }
+      return response;
+    };
+    const whole = (bytes: Uint8Array<ArrayBuffer>): Response => {
+      if (learnsNames) {
+        const text = new TextDecoder().decode(bytes);
+        const created = resourcesInAnswer(text);
+        const expiry = created.length === 1 ? expiryInAnswer(text) : undefined;
+        ctx.affinity.remember(created, key, now, expiry);
+      }
+      settleUsage(bytes.subarray(Math.max(0, bytes.byteLength - TAIL_BYTES)));
+      trace.done(status, "upstream", {
+        end: "complete",
+        firstByteMs: Math.round(trace.upstreamMs ?? 0),
+      });
+      const response = answer(bytes);
+      response.headers.set("content-length", String(bytes.byteLength));
+      return response;
+    };
+
+    if (hasBody && stream === "none" && declared <= SMALL_ANSWER_BYTES) {
       // A small answer that is not a stream is read whole: cheaper than relaying it chunk by
       // chunk, and it lets the rotator learn which resources this key's project now owns.
-      const read = declared <= SMALL_ANSWER_BYTES
-        ? { complete: true as const, bytes: new Uint8Array(await upstream.arrayBuffer()) }
-        : await readUpTo(body, learnsNames ? RESOURCE_ANSWER_LIMIT : 4 * SMALL_ANSWER_BYTES);
-      if (read.complete) {
-        if (learnsNames) {
-          const text = new TextDecoder().decode(read.bytes);
-          const created = resourcesInAnswer(text);
-          const expiry = created.length === 1 ? expiryInAnswer(text) : undefined;
-          ctx.affinity.remember(created, key, now, expiry);
-        }
-        settleUsage(read.bytes.subarray(Math.max(0, read.bytes.byteLength - TAIL_BYTES)));
-        headers.set("content-length", String(read.bytes.byteLength));
-        trace.done(upstream.status, "upstream", {
-          end: "complete",
-          firstByteMs: Math.round(trace.upstreamMs ?? 0),
-        });
-        return new Response(read.bytes, { status: upstream.status, headers });
-      }
+      return whole(new Uint8Array(await upstream.arrayBuffer()));
+    }
+    if (!hasBody || upstream.body === null) {
+      trace.done(status, "upstream");
+      return answer(null);
+    }
+    let body: ReadableStream<Uint8Array> = upstream.body;
+    if (learnsNames) {
+      const read = await readUpTo(body, RESOURCE_ANSWER_LIMIT);
+      if (read.complete) return whole(read.bytes);
       body = read.stream;
     }
     const relayed = relayBody(body, {
@@ -371,7 +380,7 @@ export async function runAttempts(
         if (result.end !== "complete" && result.end !== "client_cancelled") {
           ctx.log.warn("upstream stream failed mid-answer", { key: key.id, end: result.end });
         }
-        trace.done(upstream.status, "upstream", {
+        trace.done(status, "upstream", {
           end: result.end,
           ...(result.firstChunkMs !== undefined
             ? { firstByteMs: Math.round((trace.upstreamMs ?? 0) + result.firstChunkMs) }
@@ -379,6 +388,6 @@ export async function runAttempts(
         });
       },
     });
-    return new Response(relayed, { status: upstream.status, headers });
+    return answer(relayed);
   }
 }

@@ -38,19 +38,24 @@ const EMPTY: RequestBody = {
 
 /** The whole body, or why it could not be read (too large, or the client went away). */
 export async function readBody(request: Request, limit: number): Promise<BodyResult> {
-  if (request.body === null) return { ok: true, body: EMPTY };
   const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > limit) {
-    await request.body.cancel().catch(() => {});
-    return { ok: false, reason: "too_large", limit };
-  }
-  if (declared !== null && /^\d+$/.test(declared) && Number(declared) <= INSPECT_BYTES) {
-    // A small declared length: the runtime's own whole-body read is the fastest.
+  if (
+    declared !== null && /^\d+$/.test(declared) &&
+    Number(declared) <= Math.min(INSPECT_BYTES, limit)
+  ) {
+    // A small declared length: the runtime's own whole-body read is the fastest (and touching
+    // `request.body` first would build a stream for nothing).
     try {
-      return { ok: true, body: small(new Uint8Array(await request.arrayBuffer())) };
+      const bytes = new Uint8Array(await request.arrayBuffer());
+      return { ok: true, body: bytes.byteLength === 0 ? EMPTY : small(bytes) };
     } catch {
       return { ok: false, reason: "aborted", limit };
     }
+  }
+  if (request.body === null) return { ok: true, body: EMPTY };
+  if (declared !== null && Number(declared) > limit) {
+    await request.body.cancel().catch(() => {});
+    return { ok: false, reason: "too_large", limit };
   }
   const reader = request.body.getReader();
   const chunks: Uint8Array<ArrayBuffer>[] = [];

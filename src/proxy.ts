@@ -13,6 +13,7 @@ import { type AttemptsResult, type Plan, RESOURCE_ANSWER_LIMIT, runAttempts } fr
 import { readLimitedText } from "./read_limited.ts";
 import { clientCredential, type TokenSet } from "./auth.ts";
 import { readBody } from "./body.ts";
+import type { Deadlines } from "./deadlines.ts";
 import type { CapacityQueue, Place } from "./capacity.ts";
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config.ts";
@@ -51,6 +52,8 @@ export interface ProxyContext {
   readonly observers: readonly ProxyObserver[];
   /** Requests waiting for a key to recover. */
   readonly capacity: CapacityQueue;
+  /** The upstream timeout of every call in flight, on one timer. */
+  readonly deadlines: Deadlines;
   /** Another provider's answer when every Gemini key is spent, if any is configured. */
   readonly providerFallback?: (plan: Plan, trace: Trace) => Promise<FallbackResult>;
 }

@@ -38,9 +38,9 @@ export class Trace {
   attempt(key: PoolKey, status: number, result: AttemptResult): void {
     this.ctx.usage.count(key.id, this.model, {
       requests: 1,
-      ...(result === "ok" ? { successes: 1 } : {}),
-      ...(status === 429 || result === "quota" ? { rateLimited: 1 } : {}),
-      ...(result !== "ok" && result !== "quota" ? { errors: 1 } : {}),
+      successes: result === "ok" ? 1 : 0,
+      rateLimited: status === 429 || result === "quota" ? 1 : 0,
+      errors: result !== "ok" && result !== "quota" ? 1 : 0,
     });
     const event = {
       keyId: key.id,

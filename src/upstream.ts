@@ -93,30 +93,38 @@ export function withoutKeyParam(rawSearch: string): string {
   return kept.length ? `?${kept.join("&")}` : "";
 }
 
+const NONE: ReadonlySet<string> = new Set();
+
 /** Names listed in a Connection header, which are hop-by-hop for this message only. */
-function connectionTokens(headers: Headers): Set<string> {
+function connectionTokens(headers: Headers): ReadonlySet<string> {
   const value = headers.get("connection");
-  if (!value) return new Set();
+  if (!value) return NONE;
   return new Set(value.split(",").map((token) => token.trim().toLowerCase()).filter(Boolean));
 }
 
 /**
- * Headers for the upstream request: the client's end-to-end fields minus credentials, plus the
- * pool key in the one header its surface expects.
+ * Header fields for the upstream request: the client's end-to-end fields minus credentials,
+ * plus the pool key in the one header its surface expects. A list of pairs, which `fetch`
+ * takes in about half the time of a `Headers` object.
  */
-export function upstreamHeaders(client: Headers, key: PoolKey, kind: RouteKind): Headers {
+export function upstreamHeaders(
+  client: Headers,
+  key: PoolKey,
+  kind: RouteKind,
+): [string, string][] {
   const listed = connectionTokens(client);
-  const headers = new Headers();
+  const fields: [string, string][] = [];
+  let via = VIA;
   for (const [name, value] of client) {
     if (REQUEST_DROP.has(name) || listed.has(name) || name.startsWith("x-rotator-")) continue;
-    headers.set(name, value);
+    if (name === "via") via = `${value}, ${VIA}`;
+    else fields.push([name, value]);
   }
-  const via = client.get("via");
-  headers.set("via", via ? `${via}, ${VIA}` : VIA);
+  fields.push(["via", via]);
   // Native endpoints reject a Bearer API key (401); the OpenAI-compatible ones require it.
-  if (kind === "openai") headers.set("authorization", `Bearer ${key.value}`);
-  else headers.set("x-goog-api-key", key.value);
-  return headers;
+  if (kind === "openai") fields.push(["authorization", `Bearer ${key.value}`]);
+  else fields.push(["x-goog-api-key", key.value]);
+  return fields;
 }
 
 /**
@@ -124,17 +132,23 @@ export function upstreamHeaders(client: Headers, key: PoolKey, kind: RouteKind):
  * body being sent, nothing that contains the key.
  */
 export function clientHeaders(upstream: Headers, key: PoolKey): Headers {
-  const listed = connectionTokens(upstream);
   const headers = new Headers();
+  writeClientHeaders(upstream, key, headers);
+  return headers;
+}
+
+/** Writes the fields `clientHeaders` describes into `into` (an answer's own, empty Headers). */
+export function writeClientHeaders(upstream: Headers, key: PoolKey, into: Headers): void {
+  const listed = connectionTokens(upstream);
+  let via = VIA;
   for (const [name, value] of upstream) {
     if (RESPONSE_DROP.has(name) || listed.has(name)) continue;
     if (value.includes(key.value)) continue;
-    headers.set(name, value);
+    if (name === "via") via = `${value}, ${VIA}`;
+    else into.append(name, value);
   }
   // A length is only true when the body was not decoded on the way (Deno keeps the encoded one).
   const length = upstream.get("content-length");
-  if (length !== null && !upstream.has("content-encoding")) headers.set("content-length", length);
-  const via = upstream.get("via");
-  headers.set("via", via ? `${via}, ${VIA}` : VIA);
-  return headers;
+  if (length !== null && !upstream.has("content-encoding")) into.set("content-length", length);
+  into.set("via", via);
 }

@@ -29,9 +29,12 @@ const decoder = new TextDecoder();
 export function tokensFromTail(tail: Uint8Array): TokenUsage | undefined {
   if (tail.byteLength === 0) return undefined;
   const text = decoder.decode(tail);
-  // One pass over the text; the last value of each field wins (usage is cumulative in streams).
+  // Only the last usage object counts (usage is cumulative in streams): start there.
+  const from = Math.max(text.lastIndexOf('"usageMetadata"'), text.lastIndexOf('"usage"'));
+  if (from === -1) return undefined;
   const found: Record<string, number> = {};
-  for (const match of text.matchAll(TOKEN_FIELDS)) found[match[1]] = Number(match[2]);
+  TOKEN_FIELDS.lastIndex = from;
+  for (let match; (match = TOKEN_FIELDS.exec(text)) !== null;) found[match[1]] = Number(match[2]);
   const prompt = found.promptTokenCount ?? found.prompt_tokens;
   const total = found.totalTokenCount;
   const output = total !== undefined && prompt !== undefined
