@@ -254,6 +254,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     meta,
     observability,
     async close() {
+      proxy.deadlines.close();
       await observability.close();
       sync.close();
       await usage.flush();

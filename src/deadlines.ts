@@ -4,11 +4,15 @@
  * in flight, and a call is linked to its client's signal with one listener.
  *
  * Calls are filed in buckets of `GRANULARITY_MS` by when they expire, so a deadline fires at most
- * that much late; the timer runs only while some call is in flight.
+ * that much late. The timer wakes at least every `IDLE_CHECK_MS` while calls are in flight and
+ * stops once none is, so it is armed a few times a second under load (not once per call) and
+ * never keeps an idle process alive for longer than that.
  */
 
 /** How late a deadline may fire, and so how coarse the buckets are. */
 export const GRANULARITY_MS = 20;
+/** The longest the timer sleeps, so it notices soon that no call is left and stops. */
+export const IDLE_CHECK_MS = 250;
 
 /** One call's deadline: its signal aborts when the time is up or the client's signal aborts. */
 export class Deadline {
@@ -84,8 +88,16 @@ export class Deadlines {
     }
     const deadline = new Deadline(this, client, bucket);
     this.#pending++;
-    this.#timer ??= setTimeout(this.#tick, this.timeoutMs + GRANULARITY_MS);
+    this.#timer ??= setTimeout(
+      this.#tick,
+      Math.min(this.timeoutMs + GRANULARITY_MS, IDLE_CHECK_MS),
+    );
     return deadline;
+  }
+
+  /** Whether the timer is armed (it stops by itself once no call is in flight). */
+  get running(): boolean {
+    return this.#timer !== undefined;
   }
 
   /** Calls in flight. */
@@ -93,12 +105,15 @@ export class Deadlines {
     return this.#pending;
   }
 
-  /** A call ended (released or expired): with none left, no timer keeps the process awake. */
+  /** A call ended (released or expired); the timer stops at its next wake-up if none is left. */
   ended(): void {
-    if (--this.#pending > 0) return;
+    if (--this.#pending === 0) this.#buckets.clear();
+  }
+
+  /** Stops the timer (shutdown); calls still in flight are no longer timed. */
+  close(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#buckets.clear();
   }
 
   /** Expires every bucket whose time has come, then sleeps until the next one with calls. */
@@ -107,7 +122,7 @@ export class Deadlines {
     const now = this.now();
     for (const [slot, bucket] of this.#buckets) {
       if (bucket.size > 0 && slot * GRANULARITY_MS > now) {
-        this.#timer = setTimeout(this.#tick, slot * GRANULARITY_MS - now);
+        this.#timer = setTimeout(this.#tick, Math.min(slot * GRANULARITY_MS - now, IDLE_CHECK_MS));
         return;
       }
       this.#buckets.delete(slot);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Deadlines, GRANULARITY_MS } from "./deadlines.ts";
+import { Deadlines, GRANULARITY_MS, IDLE_CHECK_MS } from "./deadlines.ts";
 
 /** Resolves when `signal` aborts. */
 function aborted(signal: AbortSignal): Promise<void> {
@@ -29,7 +29,25 @@ Deno.test("released calls never time out, and no timer outlives the last one", a
   await aborted(kept.signal);
   assert.ok(released.every((deadline) => !deadline.signal.aborted && !deadline.timedOut));
   assert.equal(deadlines.pending, 0);
+  assert.equal(deadlines.running, false);
   // Deno's test sanitizer fails this test if a timer were still scheduled here.
+});
+
+Deno.test("with no call left, the timer stops by itself: an idle process can exit", async () => {
+  const deadlines = new Deadlines(600_000);
+  for (let i = 0; i < 3; i++) deadlines.start().release();
+  assert.equal(deadlines.running, true, "armed once, not once per call");
+  // No event marks the timer stopping; wait out its longest sleep and look.
+  await new Promise((resolve) => setTimeout(resolve, IDLE_CHECK_MS + 100));
+  assert.equal(deadlines.running, false);
+});
+
+Deno.test("close() stops the timer at once", () => {
+  const deadlines = new Deadlines(600_000);
+  const deadline = deadlines.start();
+  deadlines.close();
+  assert.equal(deadlines.running, false);
+  deadline.release();
 });
 
 Deno.test("the client leaving aborts the call with the client's reason, not as a timeout", () => {
@@ -42,6 +60,7 @@ Deno.test("the client leaving aborts the call with the client's reason, not as a
   assert.equal(deadline.timedOut, false);
   deadline.release();
   assert.equal(deadlines.pending, 0);
+  deadlines.close();
 });
 
 Deno.test("a client that already left gets an aborted signal at once", () => {
@@ -51,6 +70,7 @@ Deno.test("a client that already left gets an aborted signal at once", () => {
   const deadline = deadlines.start(client.signal);
   assert.equal(deadline.signal.aborted, true);
   deadline.release();
+  deadlines.close();
 });
 
 Deno.test("a released call no longer listens to its client", () => {
@@ -60,6 +80,7 @@ Deno.test("a released call no longer listens to its client", () => {
   deadline.release();
   client.abort();
   assert.equal(deadline.signal.aborted, false);
+  deadlines.close();
 });
 
 Deno.test("calls started at different times each get their own full timeout", async () => {
