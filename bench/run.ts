@@ -5,6 +5,8 @@
  * Every server is its own process (CPU time and peak RSS are read from /proc per process):
  *   direct        bench/mock.ts, the fast mock upstream
  *   bare          bench/bare_proxy.ts, fetch-and-return in front of the mock
+ *   minimal       bench/minimal_proxy.ts, only what any key-rotating proxy must do (read the body,
+ *                 swap the credential, bound the wait, read the answer, new headers)
  *   rotator-3     entries/deno.ts with 3 keys, STATE=memory, LOG_REQUESTS=false
  *   rotator-10k   the same with 10,000 keys, half of them cooling: during a warm-up the mock
  *                 answers a per-minute 429 (RetryInfo 3600 s) for every key containing "Cool",
@@ -435,6 +437,12 @@ async function main(): Promise<void> {
       UPSTREAM: mock.url,
     });
     servers.push(bare);
+    const minimal = await startServer(
+      "minimal",
+      ["--allow-net", "--allow-env", "bench/minimal_proxy.ts"],
+      { UPSTREAM: mock.url },
+    );
+    servers.push(minimal);
     const small = await startServer(
       "rotator-3",
       ROTATOR_ARGS,
@@ -458,6 +466,12 @@ async function main(): Promise<void> {
     const targets: Target[] = [
       { name: "direct", label: "upstream direct", server: mock, pid: mock.pid },
       { name: "bare", label: "bare Deno proxy", server: bare, pid: bare.pid },
+      {
+        name: "minimal",
+        label: "minimal key-injecting proxy",
+        server: minimal,
+        pid: minimal.pid,
+      },
       { name: "rotator3", label: "rotator, 3 keys", server: small, pid: small.pid },
       {
         name: "rotator10k",
