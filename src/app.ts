@@ -132,7 +132,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const usage = new UsageRecorder(store, {
     now: clock.now,
     log,
-    flushIntervalMs: deps.usageFlushMs ?? (store.kind === "memory" ? 0 : 2000),
+    // Readers merge what is not yet written, so batching costs no freshness, on any store.
+    flushIntervalMs: deps.usageFlushMs ?? (store.kind === "memory" ? 1000 : 2000),
   });
   const meta: AppMeta = {
     version: "0.0.0",

@@ -50,7 +50,7 @@ const MAX_QUEUED = 64;
  * that ends in "/", so its path starts with "//ws/": leading slashes are folded.
  */
 export function isLivePath(pathname: string): boolean {
-  return LIVE_PATH.test(livePath(pathname));
+  return pathname.includes("/ws/") && LIVE_PATH.test(livePath(pathname));
 }
 
 function livePath(pathname: string): string {

@@ -128,6 +128,7 @@ export function openAiBodyFields(body: Uint8Array): { model?: string; stream: bo
 }
 
 function safeDecode(text: string): string | undefined {
+  if (!text.includes("%")) return text;
   try {
     return decodeURIComponent(text);
   } catch {

@@ -27,13 +27,12 @@ const decoder = new TextDecoder();
  * in a stream counts) or the OpenAI-compatible `usage` object.
  */
 export function tokensFromTail(tail: Uint8Array): TokenUsage | undefined {
-  if (tail.byteLength === 0) return undefined;
-  const text = decoder.decode(tail);
-  // Only the last usage object counts (usage is cumulative in streams): start there.
-  const from = Math.max(text.lastIndexOf('"usageMetadata"'), text.lastIndexOf('"usage"'));
+  // Only the last usage object counts (usage is cumulative in streams): decode from there.
+  const from = lastIndexOf(tail, USAGE_NAME);
   if (from === -1) return undefined;
+  const text = decoder.decode(tail.subarray(from));
   const found: Record<string, number> = {};
-  TOKEN_FIELDS.lastIndex = from;
+  TOKEN_FIELDS.lastIndex = 0;
   for (let match; (match = TOKEN_FIELDS.exec(text)) !== null;) found[match[1]] = Number(match[2]);
   const prompt = found.promptTokenCount ?? found.prompt_tokens;
   const total = found.totalTokenCount;
@@ -42,6 +41,22 @@ export function tokensFromTail(tail: Uint8Array): TokenUsage | undefined {
     : found.candidatesTokenCount ?? found.completion_tokens;
   if (prompt === undefined && output === undefined) return undefined;
   return { promptTokens: prompt ?? 0, outputTokens: Math.max(0, output ?? 0) };
+}
+
+/** `"usage`: starts both Gemini's `"usageMetadata"` and OpenAI's `"usage"`. */
+const USAGE_NAME = new TextEncoder().encode('"usage');
+
+/** The last index of `needle` in `bytes`, or -1. */
+function lastIndexOf(bytes: Uint8Array, needle: Uint8Array): number {
+  const first = needle[0];
+  for (let at = bytes.lastIndexOf(first, bytes.length - needle.length); at !== -1;) {
+    let i = 1;
+    while (i < needle.length && bytes[at + i] === needle[i]) i++;
+    if (i === needle.length) return at;
+    if (at === 0) break;
+    at = bytes.lastIndexOf(first, at - 1);
+  }
+  return -1;
 }
 
 const TOKEN_FIELDS =
@@ -57,7 +72,9 @@ export interface UsageRecorderOptions {
 export class UsageRecorder {
   readonly #store: StateStore;
   readonly #options: UsageRecorderOptions;
-  #pending = new Map<string, UsageRow>();
+  /** Unwritten counts by day, then key, then model: no string key to build per request. */
+  #pending = new Map<string, Map<string, Map<string, UsageRow>>>();
+  #rows = 0;
   #lastFlush = 0;
   #flushing: Promise<void> = Promise.resolve();
 
@@ -69,13 +86,23 @@ export class UsageRecorder {
   /** Adds to the counters of `keyId` and `model` for today (Pacific). */
   count(keyId: string, model: string, delta: Partial<UsageCounts>): void {
     const day = pacificDay(this.#options.now());
-    const id = `${day}\u0000${keyId}\u0000${model}`;
-    let row = this.#pending.get(id);
+    let byKey = this.#pending.get(day);
+    if (!byKey) this.#pending.set(day, byKey = new Map());
+    let byModel = byKey.get(keyId);
+    if (!byModel) byKey.set(keyId, byModel = new Map());
+    let row = byModel.get(model);
     if (!row) {
-      row = { day, keyId, model, ...emptyCounts() };
-      this.#pending.set(id, row);
+      byModel.set(model, row = { day, keyId, model, ...emptyCounts() });
+      this.#rows++;
     }
     for (const field of USAGE_FIELDS) row[field] += delta[field] ?? 0;
+  }
+
+  /** Every unwritten row. */
+  *#pendingRows(): Generator<UsageRow> {
+    for (const byKey of this.#pending.values()) {
+      for (const byModel of byKey.values()) yield* byModel.values();
+    }
   }
 
   /** Writes pending counts if the flush interval has passed; never throws. */
@@ -87,9 +114,10 @@ export class UsageRecorder {
 
   /** Writes all pending counts now (also on shutdown). */
   flush(): Promise<void> {
-    if (this.#pending.size === 0) return this.#flushing;
-    const rows = [...this.#pending.values()];
+    if (this.#rows === 0) return this.#flushing;
+    const rows = [...this.#pendingRows()];
     this.#pending = new Map();
+    this.#rows = 0;
     this.#lastFlush = this.#options.now();
     this.#flushing = this.#flushing.then(() => this.#store.addUsage(rows)).catch((error) => {
       this.#options.log.warn("usage counters could not be written", {
@@ -104,7 +132,7 @@ export class UsageRecorder {
   async usage(day: string, keyId?: string): Promise<UsageRow[]> {
     const stored = await this.#store.usage(day, keyId);
     const merged = new Map(stored.map((row) => [`${row.keyId}\u0000${row.model}`, { ...row }]));
-    for (const row of this.#pending.values()) {
+    for (const row of this.#pendingRows()) {
       if (row.day !== day || (keyId !== undefined && row.keyId !== keyId)) continue;
       const id = `${row.keyId}\u0000${row.model}`;
       const total = merged.get(id) ?? { ...row, ...emptyCounts() };
