@@ -4,15 +4,12 @@
  * in flight, and a call is linked to its client's signal with one listener.
  *
  * Calls are filed in buckets of `GRANULARITY_MS` by when they expire, so a deadline fires at most
- * that much late. The timer wakes at least every `IDLE_CHECK_MS` while calls are in flight and
- * stops once none is, so it is armed a few times a second under load (not once per call) and
- * never keeps an idle process alive for longer than that.
+ * that much late. The timer runs only while some call is in flight: under load it is armed once
+ * for many calls, and an idle process (or a test) is never kept alive by it.
  */
 
 /** How late a deadline may fire, and so how coarse the buckets are. */
 export const GRANULARITY_MS = 20;
-/** The longest the timer sleeps, so it notices soon that no call is left and stops. */
-export const IDLE_CHECK_MS = 250;
 
 /** One call's deadline: its signal aborts when the time is up or the client's signal aborts. */
 export class Deadline {
@@ -88,14 +85,11 @@ export class Deadlines {
     }
     const deadline = new Deadline(this, client, bucket);
     this.#pending++;
-    this.#timer ??= setTimeout(
-      this.#tick,
-      Math.min(this.timeoutMs + GRANULARITY_MS, IDLE_CHECK_MS),
-    );
+    this.#timer ??= setTimeout(this.#tick, this.timeoutMs + GRANULARITY_MS);
     return deadline;
   }
 
-  /** Whether the timer is armed (it stops by itself once no call is in flight). */
+  /** Whether the timer is armed (only while calls are in flight). */
   get running(): boolean {
     return this.#timer !== undefined;
   }
@@ -105,9 +99,11 @@ export class Deadlines {
     return this.#pending;
   }
 
-  /** A call ended (released or expired); the timer stops at its next wake-up if none is left. */
+  /** A call ended (released or expired): with none left, the timer stops. */
   ended(): void {
-    if (--this.#pending === 0) this.#buckets.clear();
+    if (--this.#pending > 0) return;
+    this.close();
+    this.#buckets.clear();
   }
 
   /** Stops the timer (shutdown); calls still in flight are no longer timed. */
@@ -122,7 +118,7 @@ export class Deadlines {
     const now = this.now();
     for (const [slot, bucket] of this.#buckets) {
       if (bucket.size > 0 && slot * GRANULARITY_MS > now) {
-        this.#timer = setTimeout(this.#tick, Math.min(slot * GRANULARITY_MS - now, IDLE_CHECK_MS));
+        this.#timer = setTimeout(this.#tick, slot * GRANULARITY_MS - now);
         return;
       }
       this.#buckets.delete(slot);
