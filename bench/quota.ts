@@ -55,6 +55,8 @@ const PACING = (Deno.env.get("BENCH_PACING") ?? "off") as "off" | "learn" | "dec
  * BENCH_WAIT_SECONDS=5 for the rotator's default behaviour.
  */
 const WAIT_SECONDS = Deno.env.get("BENCH_WAIT_SECONDS") ?? "0";
+/** BENCH_TRACE=1 prints every upstream 429 (when, which bucket and quota, what kind). */
+const TRACE = Deno.env.get("BENCH_TRACE") === "1";
 function pacingEnv(): Record<string, string> {
   if (PACING !== "declared") return { PACING };
   const limits = MODELS.map((model) =>
@@ -72,7 +74,16 @@ interface Bucket {
   longCount: number;
   /** Admissions per long-window index. */
   readonly admittedByLong: Map<number, number>;
+  /** Per quota ("short" | "long"): the window indices that refused at least once. */
+  readonly refusedIn: Record<"short" | "long", Set<number>>;
 }
+
+/**
+ * Why an upstream 429 happened, seen from the mock: the first refusal of its (bucket, quota)
+ * (learning the limit), another in a window that had already refused (requests in flight when
+ * the first came back), or the first of a later window (a probe, or pacing that sent too much).
+ */
+type RefusalKind = "first" | "sameWindow" | "laterWindow";
 
 /** The limit-enforcing upstream: per (key, model) fixed windows, real 429 bodies. */
 class QuotaMock {
@@ -80,6 +91,13 @@ class QuotaMock {
   admitted = 0;
   rejectedShort = 0;
   rejectedLong = 0;
+  /** Upstream 429s by quota and kind. */
+  readonly refusals = {
+    short: { first: 0, sameWindow: 0, laterWindow: 0 },
+    long: { first: 0, sameWindow: 0, laterWindow: 0 },
+  };
+  /** With BENCH_TRACE=1: one line per upstream 429. */
+  readonly trace: string[] = [];
   readonly #t0: number;
   readonly #keys: string[];
 
@@ -95,6 +113,7 @@ class QuotaMock {
           longIndex: -Infinity,
           longCount: 0,
           admittedByLong: new Map(),
+          refusedIn: { short: new Set(), long: new Set() },
         });
       }
     });
@@ -146,10 +165,12 @@ class QuotaMock {
     const limit = LIMITS[model];
     if (bucket.longCount >= limit.long) {
       this.rejectedLong++;
+      this.#file(key, model, bucket, "long", bucket.longIndex, longEnd - now, now);
       return quotaError(model, LONG_ID, limit.long, longEnd - now);
     }
     if (bucket.shortCount >= limit.short) {
       this.rejectedShort++;
+      this.#file(key, model, bucket, "short", bucket.shortIndex, shortEnd - now, now);
       return quotaError(model, SHORT_ID, limit.short, shortEnd - now);
     }
     bucket.shortCount++;
@@ -164,6 +185,32 @@ class QuotaMock {
       candidates: [{ content: { parts: [{ text: "ok" }], role: "model" }, finishReason: "STOP" }],
       usageMetadata: { promptTokenCount: 2, candidatesTokenCount: 1, totalTokenCount: 3 },
     });
+  }
+
+  /** Files one 429 by kind (see RefusalKind). */
+  #file(
+    key: string,
+    model: string,
+    bucket: Bucket,
+    quota: "short" | "long",
+    index: number,
+    leftMs: number,
+    now: number,
+  ): void {
+    const seen = bucket.refusedIn[quota];
+    const kind: RefusalKind = seen.size === 0
+      ? "first"
+      : seen.has(index)
+      ? "sameWindow"
+      : "laterWindow";
+    seen.add(index);
+    this.refusals[quota][kind]++;
+    if (TRACE) {
+      this.trace.push(
+        `${((now - this.#t0) / 1000).toFixed(3)} s  key ${this.#keys.indexOf(key)} ${model} ` +
+          `${quota} window ${index} (${Math.ceil(leftMs)} ms left): ${kind}`,
+      );
+    }
   }
 
   /** Admissions and capacity over the long windows that lie wholly inside [t0, end). */
@@ -300,6 +347,15 @@ async function send(
   return { status: response.status };
 }
 
+/** "first / same window / later window" over both quotas, then per quota. */
+function refusalSummary(mock: QuotaMock): string {
+  const { short, long } = mock.refusals;
+  const all = (kind: RefusalKind) => short[kind] + long[kind];
+  const one = (r: Record<RefusalKind, number>) => `${r.first}/${r.sameWindow}/${r.laterWindow}`;
+  return `${all("first")} / ${all("sameWindow")} / ${all("laterWindow")} ` +
+    `(short ${one(short)}, long ${one(long)})`;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function main(): Promise<void> {
@@ -398,6 +454,9 @@ async function main(): Promise<void> {
       }%** |`,
       `| Upstream successes / upstream 429s, whole run | ${admitted} / ${rejected} (short ${rejectedShort}, long ${rejectedLong}) |`,
       `| **Upstream 429s wasted per success** | **${round(rejected / admitted, 3)}** |`,
+      `| Upstream 429s: first per bucket and quota / same window again / a later window | ${
+        refusalSummary(mock)
+      } |`,
       `| Client requests: 200 / rotator 429 / raw Google error / other / no answer | ${stats.ok} / ${stats.rotator429} / ${stats.raw} / ${stats.other} / ${stats.failed} |`,
       `| Rotator 429s with an early Retry-After (ground truth at receipt) | ${stats.early} of ${stats.rotator429} |`,
       `| Rotator 429s while some key had room (ground truth at receipt) | ${stats.whileRoom} of ${stats.rotator429} |`,
@@ -409,6 +468,7 @@ async function main(): Promise<void> {
     ];
     console.log(lines.join("\n"));
     console.log(`\n${probes.join("\n")}`);
+    if (TRACE) console.log(`\n${mock.trace.join("\n")}`);
     console.log(
       `\n${new Date().toISOString()}, Deno ${Deno.version.deno} (${
         DENO.replace(/.*\/node_modules/, "node_modules")
