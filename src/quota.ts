@@ -133,6 +133,11 @@ function learnedKey(unit: QuotaUnit, kind: "minute" | "day", quotaId?: string): 
 }
 const NONE_RULES: QuotaRule[] = [];
 
+/** Which learned window lengths are one: a quota (its id, or the model) and its unit and kind. */
+function windowKeyOf(quota: string, unit: QuotaUnit, kind: "minute" | "day"): string {
+  return `${quota}:${unit}:${kind}`;
+}
+
 /** A send counted against a bucket, to correct its token count once the answer says it. */
 export interface Ticket {
   readonly sends: readonly { dimension: Dimension; send: Send }[];
@@ -234,7 +239,7 @@ export class QuotaLedger {
         byKind.set(kindKey, dimension);
       }
     }
-    const windowKey = `${outcome.quotaId ?? model}:${unit}:${outcome.window}`;
+    const windowKey = windowKeyOf(outcome.quotaId ?? model, unit, outcome.window);
     let window = dimension.rule.window ?? this.#windows.get(windowKey);
     if (outcome.window === "minute" && dimension.lastReset !== undefined) {
       const gap = reset - dimension.lastReset;
@@ -268,10 +273,10 @@ export class QuotaLedger {
   #adoptWindow(windowKey: string, window: number): void {
     for (const byModel of this.#buckets.values()) {
       for (const [model, byKind] of byModel) {
-        for (const [kindKey, dimension] of byKind) {
+        for (const dimension of byKind.values()) {
           const { rule } = dimension;
           if (rule.source !== "learned" || rule.window !== undefined) continue;
-          if (`${rule.quotaId ?? model}:${kindKey}` !== windowKey) continue;
+          if (windowKeyOf(rule.quotaId ?? model, rule.unit, "minute") !== windowKey) continue;
           dimension.rule = { ...rule, window };
           this.version++;
         }
