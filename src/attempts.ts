@@ -151,7 +151,7 @@ export async function runAttempts(
     const outcome = classify({ status: upstream.status, body: text });
     report(key, upstream.status, outcome.kind);
     if (outcome.kind === "quota" && ctx.config.pacing === "learn") {
-      const rule = ctx.ledger.learn(key.project, trace.model, outcome, ctx.clock.now());
+      const rule = ctx.ledger.learn(key.project, trace.model, outcome, ctx.clock.now(), now);
       if (rule?.window !== undefined && ctx.quotaCounter.shared) {
         ctx.quotaCounter.saveRule({ project: key.project, model: trace.model, rule }).catch(
           (error) => ctx.log.warn("learned limit not shared", { error: describeError(error) }),
