@@ -242,6 +242,13 @@ export class QuotaLedger {
     return this.#declared.length > 0 || this.#buckets.size > 0;
   }
 
+  /** Whether (project, model) has a known limit: its room is counted, not guessed. */
+  paces(project: string, model: string): boolean {
+    const byKind = this.#buckets.get(project)?.get(model);
+    return (byKind !== undefined && byKind.size > 0) ||
+      this.#declaredFor(project, model).length > 0;
+  }
+
   /** When (project, model) can take a request of `tokens` input tokens; undefined: now. */
   blockedUntil(project: string, model: string, now: number, tokens = 0): number | undefined {
     let until: number | undefined;
