@@ -149,6 +149,22 @@ class QuotaMock {
     return now;
   }
 
+  /**
+   * How long some key has had room for `model` at `now` (since its fixed window with room
+   * began), ms; undefined when none has room. A rotator 429 moments after a window opened is
+   * the rotator's margin for not knowing Google's boundary to the millisecond.
+   */
+  roomAge(model: string, now: number): number | undefined {
+    let age: number | undefined;
+    for (const key of this.#keys) {
+      if (this.roomAt(key, model, now) > now) continue;
+      const bucket = this.buckets.get(`${key} ${model}`)!;
+      const start = this.#t0 + bucket.phase + bucket.shortIndex * SHORT_MS;
+      age = Math.max(age ?? 0, now - start);
+    }
+    return age;
+  }
+
   /** The first time any key has room for `model` (ground truth for "was Retry-After early?"). */
   nextRoom(model: string, now: number): number {
     return Math.min(...this.#keys.map((key) => this.roomAt(key, model, now)));
@@ -214,20 +230,31 @@ class QuotaMock {
   }
 
   /** Admissions and capacity over the long windows that lie wholly inside [t0, end). */
-  utilisation(end: number): { capacity: number; admitted: number; windows: number } {
+  utilisation(end: number): {
+    capacity: number;
+    admitted: number;
+    windows: number;
+    byModel: Record<string, { capacity: number; admitted: number }>;
+  } {
     let capacity = 0;
     let admitted = 0;
     let windows = 0;
+    const byModel: Record<string, { capacity: number; admitted: number }> = {};
     for (const [id, bucket] of this.buckets) {
-      const limit = LIMITS[id.split(" ")[1]];
+      const model = id.split(" ")[1];
+      const limit = LIMITS[model];
       const perLong = Math.min(limit.long, (LONG_MS / SHORT_MS) * limit.short);
+      const mine = byModel[model] ??= { capacity: 0, admitted: 0 };
       for (let k = 0; this.#t0 + bucket.phase + (k + 1) * LONG_MS <= end; k++) {
+        const got = bucket.admittedByLong.get(k) ?? 0;
         capacity += perLong;
-        admitted += bucket.admittedByLong.get(k) ?? 0;
+        admitted += got;
+        mine.capacity += perLong;
+        mine.admitted += got;
         windows++;
       }
     }
-    return { capacity, admitted, windows };
+    return { capacity, admitted, windows, byModel };
   }
 }
 
@@ -280,6 +307,10 @@ interface ClientStats {
   whileRoom: number;
   /** How much later than needed Retry-After sent clients back, ms. */
   readonly overshootMs: number[];
+  /** For each rotator 429 while some key had room: how long that room had been open, ms. */
+  readonly roomAgeMs: number[];
+  /** Per model: time clients spent on requests (waiting in the rotator included), ms. */
+  readonly busyMs: Record<string, number>;
   politeWaits: number;
   politeWaitOk: number;
   /** Requests that got no HTTP answer at all from the rotator. */
@@ -296,6 +327,8 @@ function newStats(): ClientStats {
     early: 0,
     whileRoom: 0,
     overshootMs: [],
+    roomAgeMs: [],
+    busyMs: {},
     politeWaits: 0,
     politeWaitOk: 0,
     failed: 0,
@@ -320,9 +353,11 @@ async function send(
   stats.requests++;
   let response: Response;
   let text: string;
+  const started = Date.now();
   try {
     response = await call(rotator, model);
     text = await response.text();
+    stats.busyMs[model] = (stats.busyMs[model] ?? 0) + Date.now() - started;
   } catch (error) {
     stats.failed++;
     if (stats.failed <= 3) console.error(`${new Date().toISOString()} request failed: ${error}`);
@@ -337,7 +372,10 @@ async function send(
     const retryMs = Number(response.headers.get("retry-after")) * 1000;
     const now = Date.now();
     const room = mock.nextRoom(model, now);
-    if (room <= now) stats.whileRoom++;
+    if (room <= now) {
+      stats.whileRoom++;
+      stats.roomAgeMs.push(mock.roomAge(model, now) ?? 0);
+    }
     if (now + retryMs < room) stats.early++;
     stats.overshootMs.push(now + retryMs - room);
     return { status: 429, retryMs };
@@ -452,6 +490,15 @@ async function main(): Promise<void> {
       `| **Share of combined quota used** | **${
         round((used.admitted / used.capacity) * 100, 1)
       }%** |`,
+      `| Share used per model | ${
+        MODELS.map((model) => {
+          const { admitted, capacity } = used.byModel[model];
+          return `${model} ${round((admitted / capacity) * 100, 1)}%`;
+        }).join(", ")
+      } |`,
+      `| Client time spent on requests per model (waiting included), s | ${
+        MODELS.map((model) => `${model} ${round((stats.busyMs[model] ?? 0) / 1000, 0)}`).join(", ")
+      } |`,
       `| Upstream successes / upstream 429s, whole run | ${admitted} / ${rejected} (short ${rejectedShort}, long ${rejectedLong}) |`,
       `| **Upstream 429s wasted per success** | **${round(rejected / admitted, 3)}** |`,
       `| Upstream 429s: first per bucket and quota / same window again / a later window | ${
@@ -460,6 +507,13 @@ async function main(): Promise<void> {
       `| Client requests: 200 / rotator 429 / raw Google error / other / no answer | ${stats.ok} / ${stats.rotator429} / ${stats.raw} / ${stats.other} / ${stats.failed} |`,
       `| Rotator 429s with an early Retry-After (ground truth at receipt) | ${stats.early} of ${stats.rotator429} |`,
       `| Rotator 429s while some key had room (ground truth at receipt) | ${stats.whileRoom} of ${stats.rotator429} |`,
+      `| Those 429s while room: how long the room had been open, p50 / p90, ms | ${
+        stats.roomAgeMs.length === 0
+          ? "-"
+          : `${round(quantile(stats.roomAgeMs, 0.5), 0)} / ${
+            round(quantile(stats.roomAgeMs, 0.9), 0)
+          }`
+      } |`,
       `| Retry-After later than needed, p50 / p99, ms | ${
         round(quantile(stats.overshootMs, 0.5), 0)
       } / ${round(quantile(stats.overshootMs, 0.99), 0)} |`,
