@@ -307,6 +307,8 @@ interface ClientStats {
   whileRoom: number;
   /** How much later than needed Retry-After sent clients back, ms. */
   readonly overshootMs: number[];
+  /** When the last early Retry-After was given (epoch ms). */
+  lastEarlyAt?: number;
   /** For each rotator 429 while some key had room: how long that room had been open, ms. */
   readonly roomAgeMs: number[];
   /** Per model: time clients spent on requests (waiting in the rotator included), ms. */
@@ -376,7 +378,10 @@ async function send(
       stats.whileRoom++;
       stats.roomAgeMs.push(mock.roomAge(model, now) ?? 0);
     }
-    if (now + retryMs < room) stats.early++;
+    if (now + retryMs < room) {
+      stats.early++;
+      stats.lastEarlyAt = now;
+    }
     stats.overshootMs.push(now + retryMs - room);
     return { status: 429, retryMs };
   }
@@ -505,7 +510,11 @@ async function main(): Promise<void> {
         refusalSummary(mock)
       } |`,
       `| Client requests: 200 / rotator 429 / raw Google error / other / no answer | ${stats.ok} / ${stats.rotator429} / ${stats.raw} / ${stats.other} / ${stats.failed} |`,
-      `| Rotator 429s with an early Retry-After (ground truth at receipt) | ${stats.early} of ${stats.rotator429} |`,
+      `| Rotator 429s with an early Retry-After (ground truth at receipt) | ${stats.early} of ${stats.rotator429}${
+        stats.lastEarlyAt === undefined
+          ? ""
+          : ` (the last ${round((stats.lastEarlyAt - t0) / 1000, 1)} s into the run)`
+      } |`,
       `| Rotator 429s while some key had room (ground truth at receipt) | ${stats.whileRoom} of ${stats.rotator429} |`,
       `| Those 429s while room: how long the room had been open, p50 / p90, ms | ${
         stats.roomAgeMs.length === 0
