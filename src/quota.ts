@@ -9,9 +9,11 @@
  * the distance between two resets Google announced.
  *
  * Counting uses a sliding window: at most `limit` sends (or tokens) in any span of the window's
- * length. That never exceeds a fixed window of Google's, whatever its phase, and under load it
- * still fills every fixed window. Sends are counted when they leave (in flight), so concurrent
- * requests cannot overshoot. Pure: time is passed in.
+ * length. That never exceeds a fixed window of Google's, whatever its phase. Once a 429 has named
+ * a reset and the window's length is known, Google's fixed windows are anchored there and each is
+ * filled to the limit (with a guard for sends near a boundary), so a bucket is used again as soon
+ * as Google's window resets. Sends are counted when they leave (in flight), so concurrent requests
+ * cannot overshoot. Pure: time is passed in.
  */
 
 import type { Outcome } from "./classify.ts";
@@ -40,7 +42,10 @@ export interface QuotaRule {
 const MINUTE_MS = 60_000;
 /** A quota id of Google's free tier, whose limits are the same for every project. */
 const FREE_TIER = /-FreeTier$/;
-/** How far an announced reset may sit off the anchored grid beyond its spread (a window's length is learned to 100 ms). */
+/**
+ * How far an announced reset may sit off the anchored grid beyond its margins (a window's length
+ * is learned to the nearest 100 ms).
+ */
 const GRID_SLACK_MS = 50;
 
 /** Learned limits are trusted this long without a new 429; then the rotator relearns. */
