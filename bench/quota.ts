@@ -454,6 +454,7 @@ async function main(): Promise<void> {
     ]);
     const used = mock.utilisation(end);
     const { admitted, rejectedShort, rejectedLong } = mock;
+    const refused = refusalSummary(mock); // before the probe below adds its own
     const rejected = rejectedShort + rejectedLong;
 
     // Probe, with no other traffic: spend a model's pool, wait exactly Retry-After, try again.
@@ -506,9 +507,7 @@ async function main(): Promise<void> {
       } |`,
       `| Upstream successes / upstream 429s, whole run | ${admitted} / ${rejected} (short ${rejectedShort}, long ${rejectedLong}) |`,
       `| **Upstream 429s wasted per success** | **${round(rejected / admitted, 3)}** |`,
-      `| Upstream 429s: first per bucket and quota / same window again / a later window | ${
-        refusalSummary(mock)
-      } |`,
+      `| Upstream 429s: first per bucket and quota / same window again / a later window | ${refused} |`,
       `| Client requests: 200 / rotator 429 / raw Google error / other / no answer | ${stats.ok} / ${stats.rotator429} / ${stats.raw} / ${stats.other} / ${stats.failed} |`,
       `| Rotator 429s with an early Retry-After (ground truth at receipt) | ${stats.early} of ${stats.rotator429}${
         stats.lastEarlyAt === undefined
