@@ -40,8 +40,6 @@ export interface QuotaRule {
 
 /** The longest a per-minute window can be: the hold while its real length is being learned. */
 const MINUTE_MS = 60_000;
-/** A quota id of Google's free tier, whose limits are the same for every project. */
-const FREE_TIER = /-FreeTier$/;
 /**
  * How far an announced reset may sit off the anchored grid beyond its margins (a window's length
  * is learned to the nearest 100 ms).
@@ -189,9 +187,8 @@ class Dimension {
   expire(now: number): void {
     const { window } = this.rule;
     const start = window === undefined
-      // Until the window's length is known, the last reset Google announced starts the count
-      // (a limit borrowed from another project has none: a minute window is at most a minute).
-      ? (this.lastReset !== undefined ? this.lastReset - 1 : now - MINUTE_MS)
+      // Until the window's length is known, the last reset Google announced starts the count.
+      ? (this.lastReset !== undefined ? this.lastReset - 1 : Infinity)
       : window === "day"
       ? nextPacificMidnight(now - DAY_SPAN_MS)
       : this.anchor !== undefined
@@ -231,17 +228,10 @@ export class QuotaLedger {
   readonly #buckets = new Map<string, Map<string, Map<string, Dimension>>>();
   /**
    * Window lengths learned per quota (its id, or model and kind): the length of a quota's window
-   * is the same for every project, so one project's two resets teach all of them.
+   * is the same for every project, so one project's two resets teach all of them. Limits are not
+   * shared: projects on different tiers have different ones.
    */
   readonly #windows = new Map<string, number>();
-  /**
-   * Free-tier limits learned, by model and quota: model -> learned key -> rule. Google's free
-   * tier has one limit per model and quota for every project
-   * (https://ai.google.dev/gemini-api/docs/rate-limits), and its quota ids say so (`-FreeTier`),
-   * so one project's 429 paces the others too. Other limits are not shared: projects on
-   * different paid tiers have different ones under the same quota id.
-   */
-  readonly #freeTier = new Map<string, Map<string, QuotaRule>>();
   /**
    * Bumped when a hold may end sooner than announced (a window's length learned, a stale rule
    * dropped), so the pool looks at held buckets again instead of waiting out the old time.
@@ -376,17 +366,7 @@ export class QuotaLedger {
       };
       if (dimension.announce(announced)) this.version++;
     }
-    const { rule } = dimension;
-    if (
-      rule.source === "learned" && outcome.limit !== undefined &&
-      byKind.get(kindKey) === dimension &&
-      FREE_TIER.test(rule.quotaId ?? "")
-    ) {
-      let shared = this.#freeTier.get(model);
-      if (!shared) this.#freeTier.set(model, shared = new Map());
-      shared.set(kindKey, rule);
-    }
-    return rule.source === "learned" ? rule : undefined;
+    return dimension.rule.source === "learned" ? dimension.rule : undefined;
   }
 
   /** Gives a newly learned window length to every learned dimension of the same quota. */
@@ -491,26 +471,14 @@ export class QuotaLedger {
   /** The dimensions that apply, creating declared ones on first use; drops stale learned ones. */
   #dimensions(project: string, model: string, now: number): Dimension[] {
     const declared = this.#declaredFor(project, model);
-    const shared = this.#freeTier.size > 0 ? this.#freeTier.get(model) : undefined;
     let byKind = this.#buckets.get(project)?.get(model);
     if (!byKind) {
-      if (declared.length === 0 && shared === undefined) return NONE;
+      if (declared.length === 0) return NONE;
       byKind = this.#byKind(project, model);
     }
     for (const rule of declared) {
       const kindKey = `d:${rule.unit}:${rule.window}`;
       if (!byKind.has(kindKey)) byKind.set(kindKey, new Dimension(rule));
-    }
-    for (const [kindKey, rule] of shared ?? []) {
-      if (byKind.has(kindKey)) continue;
-      if (now - (rule.learnedAt ?? now) > LEARNED_RULE_TTL_MS) {
-        shared!.delete(kindKey); // stale: relearned from the next 429
-        continue;
-      }
-      // Another free-tier project's limit: this one's is the same (its own 429 would restate it).
-      const window = rule.window ??
-        this.#windows.get(windowKeyOf(rule.quotaId ?? model, rule.unit, "minute"));
-      byKind.set(kindKey, new Dimension({ ...rule, project, window }));
     }
     for (const [kindKey, dimension] of byKind) {
       const { rule } = dimension;

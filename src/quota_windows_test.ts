@@ -131,24 +131,3 @@ Deno.test("QuotaLedger: a RetryInfo in whole seconds anchors a second later, wit
     "1.5 s before the boundary is inside the guard",
   );
 });
-
-Deno.test("QuotaLedger: a free-tier limit one project learns paces the others; a paid one does not", () => {
-  const ledger = new QuotaLedger();
-  ledger.learn("a", M, rpm(2, 1_000), T0);
-  for (let i = 0; i < 2; i++) {
-    assert.equal(ledger.blockedUntil("b", M, T0 + i), undefined);
-    ledger.record("b", M, T0 + i);
-  }
-  // b never saw a 429; the window's length is unknown, so the limit waits for it.
-  assert.equal(ledger.blockedUntil("b", M, T0 + 2), undefined);
-  ledger.learn("a", M, rpm(2, 3_000), T0 + 1_000); // a second reset: the window is 3 s
-  assert.equal(ledger.blockedUntil("b", M, T0 + 1_000), T0 + 3_000, "b's two sends fill it");
-  assert.equal(ledger.blockedUntil("b", "gemini-2.5-pro", T0), undefined, "per model");
-
-  const paid = new QuotaLedger();
-  const tier = { ...rpm(2, 1_000), quotaId: "GenerateRequestsPerMinutePerProjectPerModel" };
-  paid.learn("a", M, tier, T0);
-  paid.learn("a", M, { ...tier, retryDelayMs: 3_000 }, T0 + 1_000);
-  for (let i = 0; i < 5; i++) paid.record("b", M, T0 + 1_000 + i);
-  assert.equal(paid.blockedUntil("b", M, T0 + 1_010), undefined, "paid tiers differ");
-});
