@@ -55,6 +55,8 @@ const PACING = (Deno.env.get("BENCH_PACING") ?? "off") as "off" | "learn" | "dec
  * BENCH_WAIT_SECONDS=5 for the rotator's default behaviour.
  */
 const WAIT_SECONDS = Deno.env.get("BENCH_WAIT_SECONDS") ?? "0";
+/** BENCH_TRACE=1 prints every upstream 429 (when, which bucket and quota, what kind). */
+const TRACE = Deno.env.get("BENCH_TRACE") === "1";
 function pacingEnv(): Record<string, string> {
   if (PACING !== "declared") return { PACING };
   const limits = MODELS.map((model) =>
@@ -72,7 +74,16 @@ interface Bucket {
   longCount: number;
   /** Admissions per long-window index. */
   readonly admittedByLong: Map<number, number>;
+  /** Per quota ("short" | "long"): the window indices that refused at least once. */
+  readonly refusedIn: Record<"short" | "long", Set<number>>;
 }
+
+/**
+ * Why an upstream 429 happened, seen from the mock: the first refusal of its (bucket, quota)
+ * (learning the limit), another in a window that had already refused (requests in flight when
+ * the first came back), or the first of a later window (a probe, or pacing that sent too much).
+ */
+type RefusalKind = "first" | "sameWindow" | "laterWindow";
 
 /** The limit-enforcing upstream: per (key, model) fixed windows, real 429 bodies. */
 class QuotaMock {
@@ -80,6 +91,13 @@ class QuotaMock {
   admitted = 0;
   rejectedShort = 0;
   rejectedLong = 0;
+  /** Upstream 429s by quota and kind. */
+  readonly refusals = {
+    short: { first: 0, sameWindow: 0, laterWindow: 0 },
+    long: { first: 0, sameWindow: 0, laterWindow: 0 },
+  };
+  /** With BENCH_TRACE=1: one line per upstream 429. */
+  readonly trace: string[] = [];
   readonly #t0: number;
   readonly #keys: string[];
 
@@ -95,6 +113,7 @@ class QuotaMock {
           longIndex: -Infinity,
           longCount: 0,
           admittedByLong: new Map(),
+          refusedIn: { short: new Set(), long: new Set() },
         });
       }
     });
@@ -130,6 +149,22 @@ class QuotaMock {
     return now;
   }
 
+  /**
+   * How long some key has had room for `model` at `now` (since its fixed window with room
+   * began), ms; undefined when none has room. A rotator 429 moments after a window opened is
+   * the rotator's margin for not knowing Google's boundary to the millisecond.
+   */
+  roomAge(model: string, now: number): number | undefined {
+    let age: number | undefined;
+    for (const key of this.#keys) {
+      if (this.roomAt(key, model, now) > now) continue;
+      const bucket = this.buckets.get(`${key} ${model}`)!;
+      const start = this.#t0 + bucket.phase + bucket.shortIndex * SHORT_MS;
+      age = Math.max(age ?? 0, now - start);
+    }
+    return age;
+  }
+
   /** The first time any key has room for `model` (ground truth for "was Retry-After early?"). */
   nextRoom(model: string, now: number): number {
     return Math.min(...this.#keys.map((key) => this.roomAt(key, model, now)));
@@ -146,10 +181,12 @@ class QuotaMock {
     const limit = LIMITS[model];
     if (bucket.longCount >= limit.long) {
       this.rejectedLong++;
+      this.#file(key, model, bucket, "long", bucket.longIndex, longEnd - now, now);
       return quotaError(model, LONG_ID, limit.long, longEnd - now);
     }
     if (bucket.shortCount >= limit.short) {
       this.rejectedShort++;
+      this.#file(key, model, bucket, "short", bucket.shortIndex, shortEnd - now, now);
       return quotaError(model, SHORT_ID, limit.short, shortEnd - now);
     }
     bucket.shortCount++;
@@ -166,21 +203,58 @@ class QuotaMock {
     });
   }
 
+  /** Files one 429 by kind (see RefusalKind). */
+  #file(
+    key: string,
+    model: string,
+    bucket: Bucket,
+    quota: "short" | "long",
+    index: number,
+    leftMs: number,
+    now: number,
+  ): void {
+    const seen = bucket.refusedIn[quota];
+    const kind: RefusalKind = seen.size === 0
+      ? "first"
+      : seen.has(index)
+      ? "sameWindow"
+      : "laterWindow";
+    seen.add(index);
+    this.refusals[quota][kind]++;
+    if (TRACE) {
+      this.trace.push(
+        `${((now - this.#t0) / 1000).toFixed(3)} s  key ${this.#keys.indexOf(key)} ${model} ` +
+          `${quota} window ${index} (${Math.ceil(leftMs)} ms left): ${kind}`,
+      );
+    }
+  }
+
   /** Admissions and capacity over the long windows that lie wholly inside [t0, end). */
-  utilisation(end: number): { capacity: number; admitted: number; windows: number } {
+  utilisation(end: number): {
+    capacity: number;
+    admitted: number;
+    windows: number;
+    byModel: Record<string, { capacity: number; admitted: number }>;
+  } {
     let capacity = 0;
     let admitted = 0;
     let windows = 0;
+    const byModel: Record<string, { capacity: number; admitted: number }> = {};
     for (const [id, bucket] of this.buckets) {
-      const limit = LIMITS[id.split(" ")[1]];
+      const model = id.split(" ")[1];
+      const limit = LIMITS[model];
       const perLong = Math.min(limit.long, (LONG_MS / SHORT_MS) * limit.short);
+      const mine = byModel[model] ??= { capacity: 0, admitted: 0 };
       for (let k = 0; this.#t0 + bucket.phase + (k + 1) * LONG_MS <= end; k++) {
+        const got = bucket.admittedByLong.get(k) ?? 0;
         capacity += perLong;
-        admitted += bucket.admittedByLong.get(k) ?? 0;
+        admitted += got;
+        mine.capacity += perLong;
+        mine.admitted += got;
         windows++;
       }
     }
-    return { capacity, admitted, windows };
+    return { capacity, admitted, windows, byModel };
   }
 }
 
@@ -233,6 +307,12 @@ interface ClientStats {
   whileRoom: number;
   /** How much later than needed Retry-After sent clients back, ms. */
   readonly overshootMs: number[];
+  /** When the last early Retry-After was given (epoch ms). */
+  lastEarlyAt?: number;
+  /** For each rotator 429 while some key had room: how long that room had been open, ms. */
+  readonly roomAgeMs: number[];
+  /** Per model: time clients spent on requests (waiting in the rotator included), ms. */
+  readonly busyMs: Record<string, number>;
   politeWaits: number;
   politeWaitOk: number;
   /** Requests that got no HTTP answer at all from the rotator. */
@@ -249,6 +329,8 @@ function newStats(): ClientStats {
     early: 0,
     whileRoom: 0,
     overshootMs: [],
+    roomAgeMs: [],
+    busyMs: {},
     politeWaits: 0,
     politeWaitOk: 0,
     failed: 0,
@@ -273,9 +355,11 @@ async function send(
   stats.requests++;
   let response: Response;
   let text: string;
+  const started = Date.now();
   try {
     response = await call(rotator, model);
     text = await response.text();
+    stats.busyMs[model] = (stats.busyMs[model] ?? 0) + Date.now() - started;
   } catch (error) {
     stats.failed++;
     if (stats.failed <= 3) console.error(`${new Date().toISOString()} request failed: ${error}`);
@@ -290,14 +374,29 @@ async function send(
     const retryMs = Number(response.headers.get("retry-after")) * 1000;
     const now = Date.now();
     const room = mock.nextRoom(model, now);
-    if (room <= now) stats.whileRoom++;
-    if (now + retryMs < room) stats.early++;
+    if (room <= now) {
+      stats.whileRoom++;
+      stats.roomAgeMs.push(mock.roomAge(model, now) ?? 0);
+    }
+    if (now + retryMs < room) {
+      stats.early++;
+      stats.lastEarlyAt = now;
+    }
     stats.overshootMs.push(now + retryMs - room);
     return { status: 429, retryMs };
   }
   if (response.status === 429) stats.raw++;
   else stats.other++;
   return { status: response.status };
+}
+
+/** "first / same window / later window" over both quotas, then per quota. */
+function refusalSummary(mock: QuotaMock): string {
+  const { short, long } = mock.refusals;
+  const all = (kind: RefusalKind) => short[kind] + long[kind];
+  const one = (r: Record<RefusalKind, number>) => `${r.first}/${r.sameWindow}/${r.laterWindow}`;
+  return `${all("first")} / ${all("sameWindow")} / ${all("laterWindow")} ` +
+    `(short ${one(short)}, long ${one(long)})`;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -355,6 +454,7 @@ async function main(): Promise<void> {
     ]);
     const used = mock.utilisation(end);
     const { admitted, rejectedShort, rejectedLong } = mock;
+    const refused = refusalSummary(mock); // before the probe below adds its own
     const rejected = rejectedShort + rejectedLong;
 
     // Probe, with no other traffic: spend a model's pool, wait exactly Retry-After, try again.
@@ -396,11 +496,32 @@ async function main(): Promise<void> {
       `| **Share of combined quota used** | **${
         round((used.admitted / used.capacity) * 100, 1)
       }%** |`,
+      `| Share used per model | ${
+        MODELS.map((model) => {
+          const { admitted, capacity } = used.byModel[model];
+          return `${model} ${round((admitted / capacity) * 100, 1)}%`;
+        }).join(", ")
+      } |`,
+      `| Client time spent on requests per model (waiting included), s | ${
+        MODELS.map((model) => `${model} ${round((stats.busyMs[model] ?? 0) / 1000, 0)}`).join(", ")
+      } |`,
       `| Upstream successes / upstream 429s, whole run | ${admitted} / ${rejected} (short ${rejectedShort}, long ${rejectedLong}) |`,
       `| **Upstream 429s wasted per success** | **${round(rejected / admitted, 3)}** |`,
+      `| Upstream 429s: first per bucket and quota / same window again / a later window | ${refused} |`,
       `| Client requests: 200 / rotator 429 / raw Google error / other / no answer | ${stats.ok} / ${stats.rotator429} / ${stats.raw} / ${stats.other} / ${stats.failed} |`,
-      `| Rotator 429s with an early Retry-After (ground truth at receipt) | ${stats.early} of ${stats.rotator429} |`,
+      `| Rotator 429s with an early Retry-After (ground truth at receipt) | ${stats.early} of ${stats.rotator429}${
+        stats.lastEarlyAt === undefined
+          ? ""
+          : ` (the last ${round((stats.lastEarlyAt - t0) / 1000, 1)} s into the run)`
+      } |`,
       `| Rotator 429s while some key had room (ground truth at receipt) | ${stats.whileRoom} of ${stats.rotator429} |`,
+      `| Those 429s while room: how long the room had been open, p50 / p90, ms | ${
+        stats.roomAgeMs.length === 0
+          ? "-"
+          : `${round(quantile(stats.roomAgeMs, 0.5), 0)} / ${
+            round(quantile(stats.roomAgeMs, 0.9), 0)
+          }`
+      } |`,
       `| Retry-After later than needed, p50 / p99, ms | ${
         round(quantile(stats.overshootMs, 0.5), 0)
       } / ${round(quantile(stats.overshootMs, 0.99), 0)} |`,
@@ -409,6 +530,7 @@ async function main(): Promise<void> {
     ];
     console.log(lines.join("\n"));
     console.log(`\n${probes.join("\n")}`);
+    if (TRACE) console.log(`\n${mock.trace.join("\n")}`);
     console.log(
       `\n${new Date().toISOString()}, Deno ${Deno.version.deno} (${
         DENO.replace(/.*\/node_modules/, "node_modules")

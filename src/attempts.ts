@@ -54,7 +54,7 @@ export interface Plan {
   readonly names: readonly string[];
   /** About four bytes of JSON per input token: an estimate for token-per-minute pacing. */
   readonly tokenEstimate: number;
-  /** Called once a key is chosen (a waiting request then hands its turn on). */
+  /** Called once a key is chosen and the send counted (a waiting request hands its turn on). */
   readonly onChosen?: (key: PoolKey) => void;
 }
 
@@ -112,7 +112,6 @@ export async function runAttempts(
         continue;
       }
     }
-    plan.onChosen?.(key);
     if (discovering && last.outcome === "client_error" && avoidProjects.has(key.project)) {
       // Every project was asked and none could see the resource: Google's answer stands.
       return { response: last.passThrough!() };
@@ -126,6 +125,7 @@ export async function runAttempts(
     ticket = ctx.ledger.active
       ? ctx.ledger.record(key.project, trace.model, now, tokenEstimate)
       : undefined;
+    plan.onChosen?.(key);
     const sent = performance.now();
     const answer = await send(key);
     trace.upstreamMs = performance.now() - sent;
@@ -151,7 +151,7 @@ export async function runAttempts(
     const outcome = classify({ status: upstream.status, body: text });
     report(key, upstream.status, outcome.kind);
     if (outcome.kind === "quota" && ctx.config.pacing === "learn") {
-      const rule = ctx.ledger.learn(key.project, trace.model, outcome, ctx.clock.now());
+      const rule = ctx.ledger.learn(key.project, trace.model, outcome, ctx.clock.now(), now);
       if (rule?.window !== undefined && ctx.quotaCounter.shared) {
         ctx.quotaCounter.saveRule({ project: key.project, model: trace.model, rule }).catch(
           (error) => ctx.log.warn("learned limit not shared", { error: describeError(error) }),

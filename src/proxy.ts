@@ -240,12 +240,16 @@ async function waitForCapacity(
         {
           ...plan,
           onChosen: (key) => {
-            // Hand the turn on at once if another key can serve too; otherwise after the answer,
-            // so one recovered key is not handed every waiter.
-            const other = ctx.pool.pick(trace.model, ctx.clock.now(), {
-              avoidKeys: new Set([key.id]),
-            });
-            if (other && other.id !== key.id) held.leave();
+            // Hand the turn on at once if the pool can serve another request now: another key,
+            // or this one when its bucket's limit is known and has room for more (this send is
+            // counted), so a bucket that regains room for k takes k waiters at once. A key
+            // whose limit is unknown takes one waiter at a time until it has answered, so it is
+            // not handed every waiter.
+            const now = ctx.clock.now();
+            const other = ctx.pool.pick(trace.model, now, { avoidKeys: new Set([key.id]) });
+            if (other && (other.id !== key.id || ctx.ledger.paces(key.project, trace.model))) {
+              held.leave();
+            }
           },
         },
         trace,

@@ -9,9 +9,11 @@
  * the distance between two resets Google announced.
  *
  * Counting uses a sliding window: at most `limit` sends (or tokens) in any span of the window's
- * length. That never exceeds a fixed window of Google's, whatever its phase, and under load it
- * still fills every fixed window. Sends are counted when they leave (in flight), so concurrent
- * requests cannot overshoot. Pure: time is passed in.
+ * length. That never exceeds a fixed window of Google's, whatever its phase. Once a 429 has named
+ * a reset and the window's length is known, Google's fixed windows are anchored there and each is
+ * filled to the limit (with a guard for sends near a boundary), so a bucket is used again as soon
+ * as Google's window resets. Sends are counted when they leave (in flight), so concurrent requests
+ * cannot overshoot. Pure: time is passed in.
  */
 
 import type { Outcome } from "./classify.ts";
@@ -38,6 +40,11 @@ export interface QuotaRule {
 
 /** The longest a per-minute window can be: the hold while its real length is being learned. */
 const MINUTE_MS = 60_000;
+/**
+ * How far an announced reset may sit off the anchored grid beyond its margins (a window's length
+ * is learned to the nearest 100 ms).
+ */
+const GRID_SLACK_MS = 50;
 
 /** Learned limits are trusted this long without a new 429; then the rotator relearns. */
 export const LEARNED_RULE_TTL_MS = 24 * 3_600_000;
@@ -46,6 +53,18 @@ const DAY_SPAN_MS = 26 * 3_600_000;
 interface Send {
   at: number;
   amount: number;
+}
+
+/**
+ * A reset Google announced: RetryInfo's delay, counted from somewhere between the send and the
+ * answer, and only as precise as the delay (whole seconds, or finer).
+ */
+interface Announcement {
+  /** The earliest and latest the reset can be. */
+  readonly earliest: number;
+  readonly latest: number;
+  /** How long the refused request took there and back: no send takes longer to arrive. */
+  readonly roundTrip: number;
 }
 
 /** One dimension of one bucket: its rule, what was sent in the window, what Google said. */
@@ -58,8 +77,20 @@ class Dimension {
   used = 0;
   /** The last reset Google announced for this dimension (to learn a window's length). */
   lastReset?: number;
+  /** When and how precisely Google announced it. */
+  announced?: Announcement;
   /** Google said the bucket is spent until then. */
   fullUntil = 0;
+  /**
+   * A window boundary Google announced (the latest it can be), once the window's length is
+   * known: Google's windows are then fixed, [anchor + k·window, anchor + (k+1)·window), and each
+   * is filled to the limit instead of sliding. Undefined: the sliding window.
+   */
+  anchor?: number;
+  /** A send this long before a boundary may still count in the window after it, at Google. */
+  guard = 0;
+  /** False once a reset Google announced fell off the anchored grid: its windows slide. */
+  fixed = true;
 
   constructor(rule: QuotaRule) {
     this.rule = rule;
@@ -80,6 +111,16 @@ class Dimension {
     }
     if (this.used + amount <= limit) return undefined;
     if (window === "day") return nextPacificMidnight(now);
+    if (this.anchor !== undefined) {
+      // Room returns when the next fixed window starts, holding what was sent in its guard.
+      const next = this.#windowStart(now, window) + window;
+      let carried = 0;
+      for (let i = this.#sends.length - 1; i >= this.#head; i--) {
+        if (this.#sends[i].at < next - this.guard) break;
+        carried += this.#sends[i].amount;
+      }
+      return carried + amount <= limit ? next : next + window;
+    }
     // Room returns when enough of the oldest sends leave the window.
     let excess = this.used + amount - limit;
     for (let i = this.#head; i < this.#sends.length; i++) {
@@ -103,18 +144,56 @@ class Dimension {
     send.amount = amount;
   }
 
+  /**
+   * Google announced a reset: anchor the fixed windows there once the window's length is known.
+   * A reset off the grid an earlier one set means these windows are not fixed (or the length is
+   * wrong): the dimension slides from then on. Returns whether the anchoring changed.
+   */
+  announce(announcement: Announcement): boolean {
+    this.announced = announcement;
+    return this.anchorAtAnnounced();
+  }
+
+  /** Anchors at the last announced reset, if the window's length is known; see announce(). */
+  anchorAtAnnounced(): boolean {
+    const { window } = this.rule;
+    const announced = this.announced;
+    if (!announced || typeof window !== "number" || !this.fixed) return false;
+    const spread = announced.latest - announced.earliest;
+    if (this.anchor !== undefined) {
+      const offset = (((announced.latest - this.anchor) % window) + window) % window;
+      // Both boundaries are known within their spread: farther apart, they are not one grid.
+      if (Math.min(offset, window - offset) > this.guard + spread + GRID_SLACK_MS) {
+        this.fixed = false;
+        this.anchor = undefined;
+        return true;
+      }
+    }
+    const changed = this.anchor === undefined;
+    this.anchor = announced.latest;
+    // A send arriving after Google's boundary counts in the next window: Google's boundary may
+    // be `spread` before the anchor, and a send takes up to a round trip to arrive.
+    this.guard = spread + announced.roundTrip;
+    return changed;
+  }
+
+  /** The start of the fixed window `now` falls in. */
+  #windowStart(now: number, window: number): number {
+    const anchor = this.anchor!;
+    return anchor + Math.floor((now - anchor) / window) * window;
+  }
+
   /** Drops sends that left the window. */
   expire(now: number): void {
     const { window } = this.rule;
-    let start = window === undefined
+    const start = window === undefined
+      // Until the window's length is known, the last reset Google announced starts the count.
       ? (this.lastReset !== undefined ? this.lastReset - 1 : Infinity)
       : window === "day"
       ? nextPacificMidnight(now - DAY_SPAN_MS)
+      : this.anchor !== undefined
+      ? this.#windowStart(now, window) - this.guard - 1
       : now - window;
-    // Google said its window resets then: what was sent before belongs to the window that ended.
-    if (this.lastReset !== undefined && now >= this.lastReset) {
-      start = Math.max(start, this.lastReset - 1);
-    }
     while (this.#head < this.#sends.length && this.#sends[this.#head].at <= start) {
       this.used -= this.#sends[this.#head++].amount;
     }
@@ -132,6 +211,11 @@ function learnedKey(unit: QuotaUnit, kind: "minute" | "day", quotaId?: string): 
   return `l:${unit}:${quotaId ?? kind}`;
 }
 const NONE_RULES: QuotaRule[] = [];
+
+/** Which learned window lengths are one: a quota (its id, or the model) and its unit and kind. */
+function windowKeyOf(quota: string, unit: QuotaUnit, kind: "minute" | "day"): string {
+  return `${quota}:${unit}:${kind}`;
+}
 
 /** A send counted against a bucket, to correct its token count once the answer says it. */
 export interface Ticket {
@@ -161,6 +245,13 @@ export class QuotaLedger {
   /** Whether any limit is known at all (pacing costs nothing when none is). */
   get active(): boolean {
     return this.#declared.length > 0 || this.#buckets.size > 0;
+  }
+
+  /** Whether (project, model) has a known limit: its room is counted, not guessed. */
+  paces(project: string, model: string): boolean {
+    const byKind = this.#buckets.get(project)?.get(model);
+    return (byKind !== undefined && byKind.size > 0) ||
+      this.#declaredFor(project, model).length > 0;
   }
 
   /** When (project, model) can take a request of `tokens` input tokens; undefined: now. */
@@ -193,13 +284,16 @@ export class QuotaLedger {
 
   /**
    * Learns from a 429: the limit Google states, the window it names, and when it resets. The
-   * bucket is full until then; the gap between two announced resets is the window's length.
+   * bucket is full until then; the gap between two announced resets is the window's length, and
+   * once that is known the reset anchors the bucket's fixed windows. `sentAt` is when the
+   * refused request left (`now`, when it arrived).
    */
   learn(
     project: string,
     model: string,
     outcome: Extract<Outcome, { kind: "quota" }>,
     now: number,
+    sentAt = now,
   ): QuotaRule | undefined {
     if (outcome.window === "unknown") return undefined;
     const unit: QuotaUnit = outcome.unit ?? "requests";
@@ -234,7 +328,7 @@ export class QuotaLedger {
         byKind.set(kindKey, dimension);
       }
     }
-    const windowKey = `${outcome.quotaId ?? model}:${unit}:${outcome.window}`;
+    const windowKey = windowKeyOf(outcome.quotaId ?? model, unit, outcome.window);
     let window = dimension.rule.window ?? this.#windows.get(windowKey);
     if (outcome.window === "minute" && dimension.lastReset !== undefined) {
       const gap = reset - dimension.lastReset;
@@ -261,6 +355,17 @@ export class QuotaLedger {
     }
     dimension.lastReset = reset;
     dimension.fullUntil = Math.max(dimension.fullUntil, reset);
+    if (outcome.window === "minute" && outcome.retryDelayMs !== undefined) {
+      // RetryInfo counts from when Google refused, between the send and the answer; a delay in
+      // whole seconds may be rounded either way.
+      const precision = outcome.retryDelayMs % 1000 === 0 ? 1000 : 1;
+      const announced = {
+        earliest: Math.min(sentAt, now) + outcome.retryDelayMs - precision,
+        latest: now + outcome.retryDelayMs + precision,
+        roundTrip: Math.max(0, now - sentAt),
+      };
+      if (dimension.announce(announced)) this.version++;
+    }
     return dimension.rule.source === "learned" ? dimension.rule : undefined;
   }
 
@@ -268,11 +373,12 @@ export class QuotaLedger {
   #adoptWindow(windowKey: string, window: number): void {
     for (const byModel of this.#buckets.values()) {
       for (const [model, byKind] of byModel) {
-        for (const [kindKey, dimension] of byKind) {
+        for (const dimension of byKind.values()) {
           const { rule } = dimension;
           if (rule.source !== "learned" || rule.window !== undefined) continue;
-          if (`${rule.quotaId ?? model}:${kindKey}` !== windowKey) continue;
+          if (windowKeyOf(rule.quotaId ?? model, rule.unit, "minute") !== windowKey) continue;
           dimension.rule = { ...rule, window };
+          dimension.anchorAtAnnounced();
           this.version++;
         }
       }

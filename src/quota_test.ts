@@ -79,8 +79,9 @@ Deno.test("QuotaLedger: learns the limit from a 429 and the window from two rese
   assert.equal(rule.window, 10_000);
   assert.equal(rule.limit, 4);
   assert.equal(rule.source, "learned");
-  // From the reset on, the bucket takes 4 per window and then waits.
-  const reset = T0 + 16_000;
+  // From the reset on (give or take RetryInfo's millisecond), the bucket takes 4 per window and
+  // then waits for the next fixed window.
+  const reset = T0 + 16_001;
   for (let i = 0; i < 4; i++) {
     assert.equal(ledger.blockedUntil("p", M, reset + i), undefined);
     ledger.record("p", M, reset + i);

@@ -230,3 +230,59 @@ Deno.test("a waiter that handed its turn on and met another 429 waits again, not
     await response.body?.cancel();
   });
 });
+
+Deno.test("a bucket that regains room for k takes k waiters at once, in arrival order", async () => {
+  const clock = new ManualClock();
+  const observers: { waiting?: (e: WaitEvent) => void }[] = [{}];
+  // The fetch to the upstream, watched: how many requests were out at once.
+  let inFlight = 0;
+  let mostInFlight = 0;
+  const watched: typeof fetch = async (input, init) => {
+    mostInFlight = Math.max(mostInFlight, ++inFlight);
+    try {
+      return await fetch(input, init);
+    } finally {
+      inFlight--;
+    }
+  };
+  const rotator = await startRotator({
+    keys: [A],
+    clock,
+    observers,
+    fetch: watched,
+    env: { PACING: "declared", QUOTA_LIMITS: `${M}=3/5s`, MAX_WAIT_SECONDS: "10" },
+  });
+  const pending: Promise<Response>[] = [];
+  try {
+    const numbered = (i: number) =>
+      generate(rotator, M, { body: { contents: [{ parts: [{ text: String(i) }] }] } });
+    for (let i = 0; i < 3; i++) await (await numbered(i)).body?.cancel();
+    // The window is full: five requests wait for it to slide.
+    for (let i = 3; i < 8; i++) {
+      const joined = nextWait(observers);
+      pending.push(numbered(i));
+      await joined;
+    }
+    mostInFlight = 0;
+    clock.advance(5_000);
+    const released = await Promise.all(pending.slice(0, 3));
+    assert.ok(released.every((a) => a.status === 200));
+    await Promise.all(released.map((a) => a.body?.cancel()));
+    assert.equal(mostInFlight, 3, "room for three: three waiters sent at once");
+    // The fourth, at the front again, sleeps until the next window has room.
+    while (clock.sleepers === 0) await clock.changed();
+    clock.advance(5_000);
+    const rest = await Promise.all(pending.slice(3));
+    assert.ok(rest.every((a) => a.status === 200));
+    await Promise.all(rest.map((a) => a.body?.cancel()));
+    const order = rotator.mock.requests.map((r) =>
+      Number(JSON.parse(r.body).contents[0].parts[0].text)
+    );
+    assert.deepEqual(order, [0, 1, 2, 3, 4, 5, 6, 7], "arrival order");
+  } finally {
+    // A failed assertion leaves requests waiting: let them finish before closing.
+    clock.advance(60_000);
+    await Promise.allSettled(pending.map(async (p) => (await p).body?.cancel()));
+    await rotator.close();
+  }
+});
