@@ -71,6 +71,11 @@ export class QuotaLedger {
    */
   readonly #windows = new Map<string, number>();
   /**
+   * The learned quotas (kind keys) each model has met in any project: a bucket that has not met
+   * one of them yet is likely to, so it is not paced as if its room were known.
+   */
+  readonly #kindsMet = new Map<string, Set<string>>();
+  /**
    * Bumped when a hold may end sooner than announced (a window's length learned, a stale rule
    * dropped), so the pool looks at held buckets again instead of waiting out the old time.
    */
@@ -85,11 +90,18 @@ export class QuotaLedger {
     return this.#declared.length > 0 || this.#buckets.size > 0;
   }
 
-  /** Whether (project, model) has a known limit: its room is counted, not guessed. */
+  /**
+   * Whether (project, model)'s room is counted, not guessed: it has a declared limit, or it has
+   * learned limits and among them every quota this model has met in other projects. (A bucket
+   * that has not yet met a quota the others have, such as a longer window, is about to: requests
+   * sent to it together would all be refused at once.)
+   */
   paces(project: string, model: string): boolean {
+    if (this.#declaredFor(project, model).length > 0) return true;
     const byKind = this.#buckets.get(project)?.get(model);
-    return (byKind !== undefined && byKind.size > 0) ||
-      this.#declaredFor(project, model).length > 0;
+    if (byKind === undefined || byKind.size === 0) return false;
+    for (const kindKey of this.#kindsMet.get(model) ?? []) if (!byKind.has(kindKey)) return false;
+    return true;
   }
 
   /** When (project, model) can take a request of `tokens` input tokens; undefined: now. */
@@ -164,6 +176,7 @@ export class QuotaLedger {
           ...(outcome.quotaId ? { quotaId: outcome.quotaId } : {}),
         });
         byKind.set(kindKey, dimension);
+        this.#met(model, kindKey);
       }
     }
     const windowKey = windowKeyOf(outcome.quotaId ?? model, unit, outcome.window);
@@ -280,11 +293,19 @@ export class QuotaLedger {
     const dimension = byKind.get(kindKey);
     if (!dimension) {
       byKind.set(kindKey, new Dimension(rule));
+      this.#met(model, kindKey);
       this.version++;
     } else if (dimension.rule.source === "learned" && dimension.rule.window === undefined) {
       dimension.rule = { ...dimension.rule, ...rule };
       this.version++;
     }
+  }
+
+  /** Notes that `model` has met the learned quota `kindKey` in some project. */
+  #met(model: string, kindKey: string): void {
+    let met = this.#kindsMet.get(model);
+    if (!met) this.#kindsMet.set(model, met = new Set());
+    met.add(kindKey);
   }
 
   /** Every rule in force, declared and learned, for the admin API. */

@@ -154,3 +154,27 @@ Deno.test("parseQuotaLimits() names what is wrong", () => {
     });
   }
 });
+
+Deno.test("QuotaLedger.paces(): a bucket that has not met a quota other projects of its model have is not counted as known", () => {
+  const ledger = new QuotaLedger();
+  const daily = {
+    ...rpm(18, 9_000),
+    quotaId: "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+  };
+  assert.equal(ledger.paces("a", M), false, "nothing learned: room is a guess");
+  ledger.learn("a", M, rpm(5, 2_000), T0);
+  ledger.learn("b", M, rpm(5, 2_500), T0);
+  assert.equal(ledger.paces("a", M), true);
+  assert.equal(ledger.paces("b", M), true);
+  // Project a meets a second quota; b has not met it yet, so b is not known to have room.
+  ledger.learn("a", M, daily, T0 + 1_000);
+  assert.equal(ledger.paces("a", M), true);
+  assert.equal(ledger.paces("b", M), false);
+  ledger.learn("b", M, daily, T0 + 2_000);
+  assert.equal(ledger.paces("b", M), true);
+  // Another model's quotas say nothing about this one.
+  ledger.learn("a", "gemini-2.5-pro", rpm(2, 2_000), T0);
+  assert.equal(ledger.paces("b", M), true);
+  // Declared limits are known from the first request.
+  assert.equal(new QuotaLedger(parseQuotaLimits(`${M}=3/min`)).paces("c", M), true);
+});
