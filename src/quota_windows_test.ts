@@ -5,6 +5,16 @@ import { parseQuotaLimits } from "./quota_config.ts";
 const T0 = Date.UTC(2026, 10, 25, 18, 0, 0);
 const M = "gemini-2.5-flash";
 
+/** A per-minute 429 of the free tier, as classify() reports it. */
+const rpm = (limit: number, retryDelayMs: number) => ({
+  kind: "quota" as const,
+  window: "minute" as const,
+  unit: "requests" as const,
+  quotaId: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+  limit,
+  retryDelayMs,
+});
+
 Deno.test({
   name: "QuotaLedger: two declared request limits with sub-day windows are both enforced",
   // Of `5/3s,18/15s` both limits hold: the second is not folded into the first.
@@ -39,19 +49,11 @@ Deno.test("QuotaLedger: two learned per-minute quotas with different ids keep th
 
 Deno.test("QuotaLedger: a window length one project learns ends every project's probe", () => {
   const ledger = new QuotaLedger();
-  const quota = (limit: number, retryDelayMs: number) => ({
-    kind: "quota" as const,
-    window: "minute" as const,
-    unit: "requests" as const,
-    quotaId: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-    limit,
-    retryDelayMs,
-  });
   // Both projects learn the limit; neither knows the window's length yet.
-  ledger.learn("a", M, quota(2, 1_000), T0);
-  ledger.learn("b", M, quota(2, 2_000), T0);
+  ledger.learn("a", M, rpm(2, 1_000), T0);
+  ledger.learn("b", M, rpm(2, 2_000), T0);
   // Project a hears a second reset one window (3 s) after the first: the window is 3 s.
-  ledger.learn("a", M, quota(2, 3_000), T0 + 1_000);
+  ledger.learn("a", M, rpm(2, 3_000), T0 + 1_000);
   const b = ledger.rules(T0 + 1_000).find((r) => r.project === "b")!;
   assert.equal(b.rule.window, 3_000, "b adopts the length a learned");
   // So after its reset b takes its limit and no probe: the third send waits for the window.
@@ -61,15 +63,6 @@ Deno.test("QuotaLedger: a window length one project learns ends every project's 
     ledger.record("b", M, reset + i);
   }
   assert.notEqual(ledger.blockedUntil("b", M, reset + 2), undefined, "no probe");
-});
-
-const rpm = (limit: number, retryDelayMs: number) => ({
-  kind: "quota" as const,
-  window: "minute" as const,
-  unit: "requests" as const,
-  quotaId: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-  limit,
-  retryDelayMs,
 });
 
 /** A ledger that knows a 10 s window of 4 and was refused at T0 with its reset 2.5 s ahead. */
