@@ -330,10 +330,11 @@ export async function runAttempts(
       const headers = response.headers;
       writeClientHeaders(upstream.headers, key, headers);
       if (stream !== "none") headers.delete("content-length");
-      headers.set("x-rotator-key", key.id);
-      headers.set("x-rotator-provider", "gemini");
-      if (trace.model) headers.set("x-rotator-model", headerSafe(trace.model));
-      headers.set("x-rotator-attempts", String(trace.attempts));
+      // Not among the upstream's fields (writeClientHeaders leaves x-rotator-* out): appended.
+      headers.append("x-rotator-key", key.id);
+      headers.append("x-rotator-provider", "gemini");
+      if (trace.model) headers.append("x-rotator-model", headerSafe(trace.model));
+      headers.append("x-rotator-attempts", String(trace.attempts));
       if (route.kind === "upload") {
         const id = rewriteUploadUrl(headers, ctx.config.publicBaseUrl ?? url.origin);
         if (id) ctx.affinity.remember([`upload:${id}`], key, now);

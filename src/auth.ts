@@ -27,17 +27,15 @@ export function bearerToken(authorization: string | null): string | undefined {
   return match ? match[1] : undefined;
 }
 
-const encoder = new TextEncoder();
-
 /**
  * Checks `candidate` against every allowed token without stopping early, so response time
  * reveals neither which token nor how many leading characters matched.
  */
 export class TokenSet {
-  readonly #tokens: Uint8Array[];
+  readonly #tokens: readonly string[];
 
   constructor(tokens: readonly string[]) {
-    this.#tokens = tokens.map((token) => encoder.encode(token));
+    this.#tokens = [...tokens];
   }
 
   get size(): number {
@@ -45,7 +43,7 @@ export class TokenSet {
   }
 
   matches(candidate: string | undefined): boolean {
-    const given = encoder.encode(candidate ?? "");
+    const given = candidate ?? "";
     let matched = 0;
     for (const token of this.#tokens) matched |= constantTimeEqual(given, token) ? 1 : 0;
     return matched === 1 && candidate !== undefined;
@@ -53,13 +51,15 @@ export class TokenSet {
 }
 
 /**
- * Equality whose running time depends only on the length of `expected`: every byte is compared
- * and the length difference is folded into the same accumulator.
+ * Equality whose running time depends only on the length of `expected`: every UTF-16 code unit
+ * is compared and the length difference is folded into the same accumulator. (Comparing code
+ * units, not encoded bytes, spares an encoding of the candidate on every request.)
  */
-export function constantTimeEqual(given: Uint8Array, expected: Uint8Array): boolean {
+export function constantTimeEqual(given: string, expected: string): boolean {
   let difference = given.length ^ expected.length;
+  const length = Math.max(1, given.length);
   for (let i = 0; i < expected.length; i++) {
-    difference |= (given[i % Math.max(1, given.length)] ?? 0) ^ expected[i];
+    difference |= (given.charCodeAt(i % length) || 0) ^ expected.charCodeAt(i);
   }
   return difference === 0;
 }

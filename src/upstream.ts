@@ -143,6 +143,8 @@ export function writeClientHeaders(upstream: Headers, key: PoolKey, into: Header
   let via = VIA;
   upstream.forEach((value, name) => {
     if (RESPONSE_DROP.has(name) || listed.has(name) || value.includes(key.value)) return;
+    // The rotator's own fields are its to write (an upstream rotator's are replaced).
+    if (name.startsWith("x-rotator-")) return;
     if (name === "via") via = `${value}, ${VIA}`;
     else into.append(name, value);
   });

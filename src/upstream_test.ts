@@ -72,6 +72,7 @@ Deno.test("client headers: nothing that names the key, no stale encoding or leng
     "content-length": "120",
     "set-cookie": "NID=1",
     "x-echo": `key=${KEY.value}`,
+    "x-rotator-key": "an upstream rotator's",
     "server-timing": "gfet4t7; dur=12",
   });
   const headers = clientHeaders(upstream, KEY);
