@@ -66,6 +66,7 @@ function request(): Request {
 }
 
 const app3 = await appWith(3);
+const app10k = await appWith(10_000);
 
 Deno.bench("upstream stub alone (the floor of this bench)", { baseline: true }, async () => {
   const req = request();
@@ -76,6 +77,12 @@ Deno.bench("upstream stub alone (the floor of this bench)", { baseline: true }, 
 
 Deno.bench("rotator, 3 keys: app.fetch, answer read", async () => {
   const res = await app3.fetch(request());
+  if (res.status !== 200) throw new Error(`status ${res.status}`);
+  await res.arrayBuffer();
+});
+
+Deno.bench("rotator, 10,000 keys: app.fetch, answer read", async () => {
+  const res = await app10k.fetch(request());
   if (res.status !== 200) throw new Error(`status ${res.status}`);
   await res.arrayBuffer();
 });
