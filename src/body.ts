@@ -46,8 +46,7 @@ export async function readBody(request: Request, limit: number): Promise<BodyRes
     // A small declared length: the runtime's own whole-body read is the fastest (and touching
     // `request.body` first would build a stream for nothing).
     try {
-      const bytes = new Uint8Array(await request.arrayBuffer());
-      return { ok: true, body: bytes.byteLength === 0 ? EMPTY : small(bytes) };
+      return { ok: true, body: small(new Uint8Array(await request.arrayBuffer())) };
     } catch {
       return { ok: false, reason: "aborted", limit };
     }
