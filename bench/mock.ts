@@ -62,8 +62,23 @@ const SMALL_EVENT = encoder.encode(
     '"finishReason":"STOP","index":0}]}\r\n\r\n',
 );
 
-const JSON_HEADERS = { "content-type": "application/json; charset=UTF-8" };
-const SSE_HEADERS = { "content-type": "text/event-stream" };
+/**
+ * The fields Google's own answers carry (js-genai's recordings, ../shared/gemini-api-facts.md
+ * §3.1; Deno adds Date). Their size matters: Deno writes an answer of up to 512 bytes in one
+ * syscall and a larger one as headers, then body. Every real Gemini answer is larger; a mock
+ * answer that was not would spare the bare proxy a write per request that no proxy of Gemini
+ * is ever spared.
+ */
+const GOOGLE_HEADERS = {
+  vary: "Origin, X-Origin, Referer",
+  server: "scaffolding on HTTPServer2",
+  "server-timing": "gfet4t7; dur=412",
+  "x-xss-protection": "0",
+  "x-frame-options": "SAMEORIGIN",
+  "x-content-type-options": "nosniff",
+};
+const JSON_HEADERS = { "content-type": "application/json; charset=UTF-8", ...GOOGLE_HEADERS };
+const SSE_HEADERS = { "content-type": "text/event-stream", ...GOOGLE_HEADERS };
 
 const stats = {
   requests: 0,
