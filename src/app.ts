@@ -103,7 +103,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
     write: deps.writeLog ?? ((line) => console.log(line)),
     now: clock.now,
   });
-  const ledger = new QuotaLedger(config.pacing === "off" ? [] : config.quotaLimits);
+  const ledger = new QuotaLedger(config.pacing === "off" ? [] : config.quotaLimits, {
+    probation: config.pacing === "learn" && config.maxWaitMs > 0,
+  });
   const quotaCounter = deps.quotaCounter ?? localQuotaCounter;
   // Limits other instances learned apply here from the first request, and as they learn more.
   const adoptSharedRules = async () => {

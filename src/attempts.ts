@@ -127,8 +127,15 @@ export async function runAttempts(
       : undefined;
     plan.onChosen?.(key);
     const sent = performance.now();
+    ctx.ledger.sending(key.project, trace.model);
     const answer = await send(key);
     trace.upstreamMs = performance.now() - sent;
+    ctx.ledger.answered(
+      key.project,
+      trace.model,
+      "response" in answer && answer.response.status < 400,
+      ctx.clock.now(),
+    );
 
     if ("error" in answer) {
       const result: AttemptResult = answer.timedOut ? "timeout" : "network_error";

@@ -20,6 +20,7 @@ import type { Outcome } from "./classify.ts";
 import { nextPacificMidnight } from "./cooldown.ts";
 import type { QuotaReservation } from "./state/quota_counter.ts";
 import { Dimension, type Send } from "./quota_dimension.ts";
+import { Probation, PROBATION_RECHECK_MS } from "./quota_probation.ts";
 
 export type QuotaUnit = "requests" | "tokens";
 /** A window in ms, or the Pacific calendar day. */
@@ -80,9 +81,28 @@ export class QuotaLedger {
    * dropped), so the pool looks at held buckets again instead of waiting out the old time.
    */
   version = 0;
+  /** One request at a time for buckets a model's quota is about to bind; off: undefined. */
+  readonly #probation: Probation | undefined;
 
-  constructor(declared: readonly QuotaRule[] = []) {
+  /**
+   * `probation`: hold a bucket whose limit is about to bind to one request at a time (see
+   * quota_probation.ts). Only worth it where requests can wait for capacity; without waiting a
+   * held request would get a 429 instead of a 429 from Google.
+   */
+  constructor(declared: readonly QuotaRule[] = [], options: { probation?: boolean } = {}) {
     this.#declared = declared;
+    this.#probation = options.probation ? new Probation() : undefined;
+  }
+
+  /** A request leaves for (project, model): counted in flight until `answered`. */
+  sending(project: string, model: string): void {
+    this.#probation?.sending(project, model);
+  }
+
+  /** The answer (its status line) of a request `sending` counted has come. */
+  answered(project: string, model: string, ok: boolean, now: number): void {
+    // A held bucket is free again: the pool looks at it now, not at the recheck time.
+    if (this.#probation?.answered(project, model, ok, now)) this.version++;
   }
 
   /** Whether any limit is known at all (pacing costs nothing when none is). */
@@ -106,8 +126,13 @@ export class QuotaLedger {
 
   /** When (project, model) can take a request of `tokens` input tokens; undefined: now. */
   blockedUntil(project: string, model: string, now: number, tokens = 0): number | undefined {
-    let until: number | undefined;
-    for (const dimension of this.#dimensions(project, model, now)) {
+    // Dimensions first: dropping a stale one can change what `paces` says.
+    const dimensions = this.#dimensions(project, model, now);
+    let until: number | undefined = this.#probation?.holds(project, model) &&
+        !this.paces(project, model)
+      ? now + PROBATION_RECHECK_MS
+      : undefined;
+    for (const dimension of dimensions) {
       const amount = dimension.rule.unit === "tokens" ? tokens : 1;
       const at = dimension.blockedUntil(now, amount);
       if (at !== undefined && (until === undefined || at > until)) until = at;
@@ -176,7 +201,7 @@ export class QuotaLedger {
           ...(outcome.quotaId ? { quotaId: outcome.quotaId } : {}),
         });
         byKind.set(kindKey, dimension);
-        this.#met(model, kindKey);
+        this.#met(model, kindKey, now);
       }
     }
     const windowKey = windowKeyOf(outcome.quotaId ?? model, unit, outcome.window);
@@ -293,7 +318,7 @@ export class QuotaLedger {
     const dimension = byKind.get(kindKey);
     if (!dimension) {
       byKind.set(kindKey, new Dimension(rule));
-      this.#met(model, kindKey);
+      this.#met(model, kindKey, rule.learnedAt ?? 0);
       this.version++;
     } else if (dimension.rule.source === "learned" && dimension.rule.window === undefined) {
       dimension.rule = { ...dimension.rule, ...rule };
@@ -301,11 +326,12 @@ export class QuotaLedger {
     }
   }
 
-  /** Notes that `model` has met the learned quota `kindKey` in some project. */
-  #met(model: string, kindKey: string): void {
+  /** Notes that `model` has met the learned quota `kindKey` in a project, for the first time. */
+  #met(model: string, kindKey: string, now: number): void {
     let met = this.#kindsMet.get(model);
     if (!met) this.#kindsMet.set(model, met = new Set());
     met.add(kindKey);
+    this.#probation?.met(model, now);
   }
 
   /** Every rule in force, declared and learned, for the admin API. */
