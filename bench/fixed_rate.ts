@@ -10,40 +10,26 @@
  * (the client itself was behind) are counted and reported.
  */
 
-import { BODY, quantile, TOKEN } from "./lib.ts";
+import { openLoop, quantile, timedGenerate } from "./lib.ts";
 
 const [url, rateText, secondsText] = Deno.args;
 const rate = Number(rateText);
 const total = Math.round(rate * Number(secondsText));
 const latencies: number[] = [];
-let late = 0;
 let failed = 0;
 const pending: Promise<void>[] = [];
 
 async function one(): Promise<void> {
-  const t0 = performance.now();
-  try {
-    const response = await fetch(url, {
-      method: "POST",
-      headers: { "x-goog-api-key": TOKEN, "content-type": "application/json" },
-      body: BODY,
-    });
-    await response.arrayBuffer();
-    if (response.status !== 200) failed++;
-    latencies.push(performance.now() - t0);
-  } catch {
+  const result = await timedGenerate(url);
+  if (!result) {
     failed++;
+    return;
   }
+  if (!result.ok) failed++;
+  latencies.push(result.ms);
 }
 
-const start = performance.now() + 50;
-for (let i = 0; i < total; i++) {
-  const due = start + (i * 1000) / rate;
-  const wait = due - performance.now();
-  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-  if (performance.now() - due > 1) late++;
-  pending.push(one());
-}
+const late = await openLoop(rate, total, () => pending.push(one()));
 await Promise.all(pending);
 console.log(JSON.stringify({
   requests: total,

@@ -236,6 +236,52 @@ export async function fixedRate(url: string, rate: number, seconds: number): Pro
   return JSON.parse(out.trim().split("\n").at(-1)!);
 }
 
+/** The value after `--flag` in this script's arguments, if given. */
+export function flagValue(flag: string): string | undefined {
+  const i = Deno.args.indexOf(flag);
+  return i === -1 ? undefined : Deno.args[i + 1];
+}
+
+/**
+ * One generateContent POST with the benchmark's body: the time until its answer's body ended and
+ * whether it was a 200, or undefined when the request failed.
+ */
+export async function timedGenerate(url: string): Promise<{ ms: number; ok: boolean } | undefined> {
+  const sent = performance.now();
+  try {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "x-goog-api-key": TOKEN, "content-type": "application/json" },
+      body: BODY,
+    });
+    await response.arrayBuffer();
+    return { ms: performance.now() - sent, ok: response.status === 200 };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Calls `send(i)` for i = 0 to count - 1 at `rate` a second, evenly spaced (open loop: a slow
+ * answer delays no later send). Resolves to how many sends left more than 1 ms late.
+ */
+export async function openLoop(
+  rate: number,
+  count: number,
+  send: (i: number) => void,
+): Promise<number> {
+  let late = 0;
+  const start = performance.now() + 50;
+  for (let i = 0; i < count; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (performance.now() - due > 1) late++;
+    send(i);
+  }
+  return late;
+}
+
 /** The value at quantile q (0..1) of unsorted samples. */
 export function quantile(samples: number[], q: number): number {
   const sorted = [...samples].sort((a, b) => a - b);

@@ -14,27 +14,23 @@
 
 import {
   assertAlive,
-  BODY,
   CLIENT_CORE,
+  flagValue,
   GENERATE,
+  openLoop,
   pin,
   quantile,
   round,
   type Server,
   SERVER_CORE,
   startServer,
+  timedGenerate,
   TOKEN,
 } from "./lib.ts";
 
-const args = Deno.args;
-const RATE = Number(valueOf("--rate") ?? 250);
-const SECONDS = Number(valueOf("--seconds") ?? 10);
-const ROUNDS = Number(valueOf("--rounds") ?? 5);
-
-function valueOf(flag: string): string | undefined {
-  const i = args.indexOf(flag);
-  return i === -1 ? undefined : args[i + 1];
-}
+const RATE = Number(flagValue("--rate") ?? 250);
+const SECONDS = Number(flagValue("--seconds") ?? 10);
+const ROUNDS = Number(flagValue("--rounds") ?? 5);
 
 interface Sample {
   readonly latencies: number[];
@@ -42,19 +38,9 @@ interface Sample {
 }
 
 async function timed(url: string, into: Sample): Promise<void> {
-  const sent = performance.now();
-  try {
-    const response = await fetch(url, {
-      method: "POST",
-      headers: { "x-goog-api-key": TOKEN, "content-type": "application/json" },
-      body: BODY,
-    });
-    await response.arrayBuffer();
-    if (response.status !== 200) into.failed++;
-    else into.latencies.push(performance.now() - sent);
-  } catch {
-    into.failed++;
-  }
+  const result = await timedGenerate(url);
+  if (result?.ok) into.latencies.push(result.ms);
+  else into.failed++;
 }
 
 /**
@@ -70,16 +56,10 @@ async function pairedRound(
   const rotator: Sample = { latencies: [], failed: 0 };
   const total = Math.round(RATE * seconds);
   const pending: Promise<void>[] = [];
-  let late = 0;
-  const start = performance.now() + 50;
-  for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / RATE;
-    const wait = due - performance.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    if (performance.now() - due > 1) late++;
+  const late = await openLoop(RATE, total, (i) => {
     if (i % 2 === 0) pending.push(timed(bareUrl, bare), timed(rotatorUrl, rotator));
     else pending.push(timed(rotatorUrl, rotator), timed(bareUrl, bare));
-  }
+  });
   await Promise.all(pending);
   return { bare, rotator, late };
 }

@@ -25,6 +25,7 @@ import {
   CLIENT_CORE,
   cpuMs,
   fixedRate,
+  flagValue,
   GENERATE,
   memory,
   pin,
@@ -40,21 +41,15 @@ import {
   wrk,
 } from "./lib.ts";
 
-const args = Deno.args;
-const SECONDS = Number(valueOf("--seconds") ?? 10);
-const JSON_OUT = valueOf("--json");
-const PROFILE = args.includes("--profile");
+const SECONDS = Number(flagValue("--seconds") ?? 10);
+const JSON_OUT = flagValue("--json");
+const PROFILE = Deno.args.includes("--profile");
 const RATE = 500;
-const ROUNDS = Number(valueOf("--rounds") ?? 3);
+const ROUNDS = Number(flagValue("--rounds") ?? 3);
 const STREAM_BYTES = 100 * 1024 * 1024;
 const UPLOAD_BYTES = 20 * 1024 * 1024;
 const TTFB_SAMPLES = 300;
 const BIG_POOL = 10_000;
-
-function valueOf(flag: string): string | undefined {
-  const i = args.indexOf(flag);
-  return i === -1 ? undefined : args[i + 1];
-}
 
 /** A key shaped like a real one (39 characters); "Cool" marks the ones the mock refuses. */
 function benchKey(i: number, cool: boolean): string {
