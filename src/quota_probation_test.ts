@@ -1,17 +1,8 @@
 import assert from "node:assert/strict";
-import { QuotaLedger } from "./quota.ts";
-import { Probation, PROBATION_RECHECK_MS } from "./quota_probation.ts";
+import { Probation } from "./quota_probation.ts";
 
 const T0 = Date.UTC(2026, 10, 26, 3, 0, 0);
 const M = "gemini-2.5-flash";
-const rpm = (limit: number, retryDelayMs: number) => ({
-  kind: "quota" as const,
-  window: "minute" as const,
-  limit,
-  retryDelayMs,
-  unit: "requests" as const,
-  quotaId: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-});
 
 Deno.test("Probation: nothing is held until the model has met a quota somewhere", () => {
   const probation = new Probation();
@@ -52,42 +43,4 @@ Deno.test("Probation: answered() says whether it freed a bucket someone was told
   // In-flight counts never go below zero, and a bucket at zero is forgotten.
   assert.equal(probation.answered("b", M, true, T0 + 2), false);
   assert.equal(probation.holds("b", M), false);
-});
-
-Deno.test("QuotaLedger: with probation, a bucket that has not met a quota another project met takes one request at a time", () => {
-  const ledger = new QuotaLedger([], { probation: true });
-  // Project b has a request in flight when project a first refuses.
-  ledger.sending("b", M);
-  assert.equal(ledger.blockedUntil("b", M, T0), undefined, "nothing learned anywhere yet");
-  ledger.sending("a", M);
-  ledger.answered("a", M, false, T0);
-  ledger.learn("a", M, rpm(5, 2_000), T0);
-  assert.equal(ledger.paces("b", M), false);
-  const version = ledger.version;
-  assert.equal(
-    ledger.blockedUntil("b", M, T0),
-    T0 + PROBATION_RECHECK_MS,
-    "b must wait for its request in flight",
-  );
-  // b's answer frees it at once (the pool is told by the version), not at the recheck time.
-  ledger.answered("b", M, true, T0 + 5);
-  assert.ok(ledger.version > version, "the pool looks at held buckets again");
-  ledger.sending("b", M);
-  assert.equal(ledger.blockedUntil("b", M, T0 + 6), undefined, "b proved itself: free");
-  // Once b has met the quota itself, its room is counted, not guessed: never held.
-  const other = new QuotaLedger([], { probation: true });
-  other.learn("a", M, rpm(5, 2_000), T0);
-  other.learn("b", M, rpm(5, 2_000), T0);
-  other.sending("b", M);
-  other.sending("b", M);
-  assert.equal(other.paces("b", M), true);
-  assert.equal(other.blockedUntil("b", M, T0 + 2_001), undefined);
-});
-
-Deno.test("QuotaLedger: without probation (no waiting, or declared limits) nothing is held", () => {
-  const ledger = new QuotaLedger();
-  ledger.learn("a", M, rpm(5, 2_000), T0);
-  ledger.sending("b", M);
-  ledger.sending("b", M);
-  assert.equal(ledger.blockedUntil("b", M, T0), undefined);
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { LEARNED_RULE_TTL_MS, QuotaLedger } from "./quota.ts";
+import { PROBATION_RECHECK_MS } from "./quota_probation.ts";
 import { parseQuotaLimits } from "./quota_config.ts";
 import { ConfigError } from "./config.ts";
 import { nextPacificMidnight } from "./cooldown.ts";
@@ -177,4 +178,42 @@ Deno.test("QuotaLedger.paces(): a bucket that has not met a quota other projects
   assert.equal(ledger.paces("b", M), true);
   // Declared limits are known from the first request.
   assert.equal(new QuotaLedger(parseQuotaLimits(`${M}=3/min`)).paces("c", M), true);
+});
+
+Deno.test("QuotaLedger: with probation, a bucket that has not met a quota another project met takes one request at a time", () => {
+  const ledger = new QuotaLedger([], { probation: true });
+  // Project b has a request in flight when project a first refuses.
+  ledger.sending("b", M);
+  assert.equal(ledger.blockedUntil("b", M, T0), undefined, "nothing learned anywhere yet");
+  ledger.sending("a", M);
+  ledger.answered("a", M, false, T0);
+  ledger.learn("a", M, rpm(5, 2_000), T0);
+  assert.equal(ledger.paces("b", M), false);
+  const version = ledger.version;
+  assert.equal(
+    ledger.blockedUntil("b", M, T0),
+    T0 + PROBATION_RECHECK_MS,
+    "b must wait for its request in flight",
+  );
+  // b's answer frees it at once (the pool is told by the version), not at the recheck time.
+  ledger.answered("b", M, true, T0 + 5);
+  assert.ok(ledger.version > version, "the pool looks at held buckets again");
+  ledger.sending("b", M);
+  assert.equal(ledger.blockedUntil("b", M, T0 + 6), undefined, "b proved itself: free");
+  // Once b has met the quota itself, its room is counted, not guessed: never held.
+  const other = new QuotaLedger([], { probation: true });
+  other.learn("a", M, rpm(5, 2_000), T0);
+  other.learn("b", M, rpm(5, 2_000), T0);
+  other.sending("b", M);
+  other.sending("b", M);
+  assert.equal(other.paces("b", M), true);
+  assert.equal(other.blockedUntil("b", M, T0 + 2_001), undefined);
+});
+
+Deno.test("QuotaLedger: without probation (no waiting, or declared limits) nothing is held", () => {
+  const ledger = new QuotaLedger();
+  ledger.learn("a", M, rpm(5, 2_000), T0);
+  ledger.sending("b", M);
+  ledger.sending("b", M);
+  assert.equal(ledger.blockedUntil("b", M, T0), undefined);
 });
