@@ -86,8 +86,8 @@ export class QuotaLedger {
 
   /**
    * `probation`: hold a bucket whose limit is about to bind to one request at a time (see
-   * quota_probation.ts). Only worth it where requests can wait for capacity; without waiting a
-   * held request would get a 429 instead of a 429 from Google.
+   * quota_probation.ts). Only worth it where requests can wait for capacity: without waiting, a
+   * held request would get the rotator's 429 instead of Google's.
    */
   constructor(declared: readonly QuotaRule[] = [], options: { probation?: boolean } = {}) {
     this.#declared = declared;

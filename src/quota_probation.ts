@@ -1,11 +1,11 @@
 /**
  * Probation for buckets whose limits are about to bind. Requests already in flight to a bucket
- * when it first refuses are refused with it: at start-up, or when a longer quota first binds,
- * every waiting client's retry lands on the few buckets left, and each of them wastes a 429.
- * Once a model has met a quota in one project, its buckets in projects that have not met it take
- * one request at a time, until one of them answers with a success: a bucket on a larger tier is
- * held for one round trip at most, and one on the same tier refuses one request, not several.
- * Pure: time is passed in.
+ * when it first refuses are refused with it. At start-up above all: every client's request is in
+ * flight when the first 429s come back, and each refused one is retried at once on the buckets
+ * that have not answered yet, each retry wasting another 429. So once a model has met a quota in
+ * one project, its buckets in projects that have not met it take one request at a time until one
+ * of them answers with a success: a bucket on a larger tier is held for one round trip at most,
+ * and one on the same tier refuses one request, not several. Pure: time is passed in.
  */
 
 /** How soon a held bucket is looked at again (its request in flight usually answers sooner). */
