@@ -45,9 +45,17 @@ export const LEARNED_RULE_TTL_MS = 24 * 3_600_000;
 
 const NONE: Dimension[] = [];
 
-/** A learned dimension's key: the quota Google named (its id), or its unit and window kind. */
-function learnedKey(unit: QuotaUnit, kind: "minute" | "day", quotaId?: string): string {
-  return `l:${unit}:${quotaId ?? kind}`;
+/**
+ * Which quota of a bucket a learned rule is: its unit and the quota Google named (its id, or the
+ * window's kind). Also what names the rule where instances share it.
+ */
+function quotaKindOf(unit: QuotaUnit, kind: "minute" | "day", quotaId?: string): string {
+  return `${unit}:${quotaId ?? kind}`;
+}
+
+/** The same for a rule as stored. */
+export function ruleKindOf(rule: QuotaRule): string {
+  return quotaKindOf(rule.unit, rule.window === "day" ? "day" : "minute", rule.quotaId);
 }
 const NONE_RULES: QuotaRule[] = [];
 
@@ -174,7 +182,7 @@ export class QuotaLedger {
     const unit: QuotaUnit = outcome.unit ?? "requests";
     this.#dimensions(project, model, now); // declared dimensions exist before matching them
     const byKind = this.#byKind(project, model);
-    const kindKey = learnedKey(unit, outcome.window, outcome.quotaId);
+    const kindKey = `l:${quotaKindOf(unit, outcome.window, outcome.quotaId)}`;
     let dimension = byKind.get(kindKey);
     const reset = outcome.window === "day"
       ? nextPacificMidnight(now)
@@ -313,7 +321,7 @@ export class QuotaLedger {
 
   /** Adopts limits other instances learned (where this one knows less). */
   adopt(project: string, model: string, rule: QuotaRule): void {
-    const kindKey = learnedKey(rule.unit, rule.window === "day" ? "day" : "minute", rule.quotaId);
+    const kindKey = `l:${ruleKindOf(rule)}`;
     const byKind = this.#byKind(project, model);
     const dimension = byKind.get(kindKey);
     if (!dimension) {

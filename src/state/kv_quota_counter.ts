@@ -7,6 +7,7 @@
  */
 
 import { nextPacificMidnight, pacificDay } from "../cooldown.ts";
+import { ruleKindOf } from "../quota.ts";
 import type { QuotaCounter, QuotaReservation, ReserveResult, SharedRule } from "./quota_counter.ts";
 
 const SLOT_MS = 100;
@@ -78,9 +79,7 @@ export class KvQuotaCounter implements QuotaCounter {
   }
 
   async saveRule(shared: SharedRule): Promise<void> {
-    const kind = `${shared.rule.unit}:${
-      shared.rule.quotaId ?? (shared.rule.window === "day" ? "day" : "minute")
-    }`;
+    const kind = ruleKindOf(shared.rule);
     await this.#kv.set(["quota-rule", shared.project, shared.model, kind], shared, {
       expireIn: 24 * 3_600_000,
     });
