@@ -58,6 +58,14 @@ export interface ProxyContext {
   readonly providerFallback?: (plan: Plan, trace: Trace) => Promise<FallbackResult>;
 }
 
+/**
+ * A key that regains room this soon is waited for even with waiting off (`MAX_WAIT_SECONDS=0`,
+ * `x-rotator-max-wait: 0`). The rotator knows when a bucket's window resets only to within a
+ * round trip, so a bucket it still counts as full for a few more milliseconds may already have
+ * room at Google; a 429 then would cost the client a whole second of Retry-After and a request.
+ */
+export const RESET_GRACE_MS = 250;
+
 /** Answers one request for a Gemini API path. */
 export async function proxyRequest(
   request: Request,
@@ -173,7 +181,7 @@ export async function proxyRequest(
     tokenEstimate: Math.ceil(body.size / 4),
   };
   const primary = trace.model;
-  const waitDeadline = ctx.clock.now() + waitBound;
+  const waitDeadline = ctx.clock.now() + Math.max(waitBound, RESET_GRACE_MS);
 
   // 1. Another key.
   let result = await runAttempts(plan, trace, ctx);

@@ -80,6 +80,41 @@ Deno.test("a recovery beyond the bound answers 429 at once; x-rotator-max-wait l
   });
 });
 
+Deno.test("with waiting off, a key back within the grace is waited for; one later is not", async () => {
+  await withRotator([A], { MAX_WAIT_SECONDS: "0" }, async (rotator, clock, observers) => {
+    // A reset 0.2 s away: the 429 would cost the client a second of Retry-After.
+    rotator.mock.script(A, rpm(0.2), { type: "ok" });
+    const waiting = nextWait(observers);
+    const pending = generate(rotator);
+    const first = await Promise.race([waiting, pending.then((r) => r.status)]);
+    assert.equal(typeof first, "object", `answered ${first} instead of waiting`);
+    assert.equal((first as WaitEvent).until - clock.now(), 200);
+    clock.advance(200);
+    const response = await pending;
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+
+    // One second away is beyond the grace: the 429 comes at once, with the header too.
+    rotator.mock.script(A, rpm(1));
+    const refused = await generate(rotator);
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers.get("retry-after"), "1");
+    await refused.body?.cancel();
+    assert.equal(clock.sleepers, 0);
+
+    clock.advance(1000);
+    rotator.mock.script(A, rpm(0.2), { type: "ok" });
+    const waitingAgain = nextWait(observers);
+    const viaHeader = generate(rotator, M, { headers: { "x-rotator-max-wait": "0" } });
+    const again = await Promise.race([waitingAgain, viaHeader.then((r) => r.status)]);
+    assert.equal(typeof again, "object", `answered ${again} instead of waiting`);
+    clock.advance(200);
+    const answer = await viaHeader;
+    assert.equal(answer.status, 200, "x-rotator-max-wait: 0 keeps the grace");
+    await answer.body?.cancel();
+  });
+});
+
 Deno.test("per-day exhaustion never waits", async () => {
   await withRotator([A], {}, async (rotator, clock) => {
     rotator.mock.script(A, { type: "error", fixture: "rpd" });
