@@ -50,7 +50,7 @@ export interface Config {
   readonly quotaLimits: readonly QuotaRule[];
   /** Pace by learned and declared limits (`learn`), declared ones only, or not at all. */
   readonly pacing: "learn" | "declared" | "off";
-  /** Longest a request waits for a key to recover before a 429 (0: never waits). */
+  /** Longest a request waits for a key to recover before a 429 (0: only the reset grace). */
   readonly maxWaitMs: number;
   /** Requests waiting at once, over all models; beyond it the 429 comes at once. */
   readonly maxWaiting: number;
