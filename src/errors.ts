@@ -84,10 +84,18 @@ export function accessTokenRefused(): Response {
   );
 }
 
-/** A RetryInfo detail as Google writes it (a protobuf Duration in seconds). */
+/**
+ * A RetryInfo detail as Google writes it: a protobuf Duration in seconds, with a fraction when
+ * there is one (`"0.539477544s"`), here to the millisecond, rounded up so it is never early. A
+ * client that reads it (Cline) need not wait out the whole second that Retry-After rounds up to.
+ */
 export function retryInfo(delayMs: number): Record<string, unknown> {
+  const ms = Math.max(0, Math.ceil(delayMs));
+  const fraction = ms % 1000;
   return {
     "@type": "type.googleapis.com/google.rpc.RetryInfo",
-    retryDelay: `${Math.max(0, Math.ceil(delayMs / 1000))}s`,
+    retryDelay: `${Math.floor(ms / 1000)}${
+      fraction ? `.${String(fraction).padStart(3, "0")}` : ""
+    }s`,
   };
 }

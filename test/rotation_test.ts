@@ -96,14 +96,18 @@ Deno.test("when every key is cooling: 429 in Google's shape with Retry-After, no
     );
     const sent = rotator.mock.requests.length;
 
-    clock.advance(20_000);
+    clock.advance(20_500);
     const second = await generate(rotator);
     assert.equal(second.status, 429);
-    assert.equal(second.headers.get("retry-after"), "13");
-    await second.body?.cancel();
+    assert.equal(second.headers.get("retry-after"), "13", "whole seconds, rounded up");
+    const details = (await second.json()).error.details;
+    assert.ok(
+      details.some((d: Record<string, string>) => d.retryDelay === "12.500s"),
+      `RetryInfo to the millisecond, as Google writes it: ${JSON.stringify(details)}`,
+    );
     assert.equal(rotator.mock.requests.length, sent, "nothing sent while every key cools");
 
-    clock.advance(13_000);
+    clock.advance(12_500);
     rotator.mock.script(A, { type: "ok" });
     const third = await generate(rotator);
     assert.equal(third.status, 200, "a client that waits for Retry-After succeeds");
