@@ -14,6 +14,8 @@ import {
   type CheckResult,
   keyTable,
   type KeyView,
+  limitsTable,
+  type LimitsView,
   type UsageRow,
   usageTable,
 } from "./keys_format.ts";
@@ -35,6 +37,9 @@ Commands:
   check ID... | --all            one cheap upstream call per key (lists one model)
   clear-cooldowns [--project NAME] [--model MODEL] [--key ID]
   usage [--day YYYY-MM-DD]       per-key, per-model counts of a day (default: today, Pacific)
+  limits [--model M] [--project P]
+                                 pacing: declared limits, and each bucket's limit in force,
+                                 use and when it has room
 
 Options:
   --url URL      the rotator (default: $ROTATOR_URL, else http://127.0.0.1:8000)
@@ -204,6 +209,16 @@ export async function run(args: readonly string[], io: CliIo): Promise<number> {
           rows: UsageRow[];
         };
         show(result, () => usageTable(result.day, result.rows));
+        return EXIT.ok;
+      }
+      case "limits": {
+        noArgs(command, rest);
+        const query = new URLSearchParams();
+        if (values.model !== undefined) query.set("model", values.model);
+        if (values.project !== undefined) query.set("project", values.project);
+        const path = `/admin/api/limits${query.size > 0 ? `?${query}` : ""}`;
+        const result = await api.call("GET", path) as LimitsView;
+        show(result, () => limitsTable(result));
         return EXIT.ok;
       }
       default:

@@ -74,6 +74,52 @@ export function usageTable(day: string, rows: readonly UsageRow[]): string {
   );
 }
 
+export interface LimitsView {
+  pacing: string;
+  declared: {
+    model: string;
+    project: string | null;
+    unit: string;
+    limit: number;
+    window: string;
+  }[];
+  buckets: {
+    project: string;
+    model: string;
+    unit: string;
+    limit: number;
+    window: string | null;
+    source: string;
+    used: number;
+    counting: string;
+    roomAt: string | null;
+  }[];
+}
+
+/** Pacing's limits: the declared ones, then each bucket's limit in force and its use. */
+export function limitsTable(view: LimitsView): string {
+  const amount = (limit: number, unit: string) =>
+    unit === "tokens" ? `${limit} tokens` : `${limit}`;
+  const declared = view.declared.length === 0 ? "declared: none (QUOTA_LIMITS is empty)" : table(
+    ["MODEL", "PROJECT", "LIMIT", "WINDOW"],
+    view.declared.map((d) => [d.model, d.project ?? "(all)", amount(d.limit, d.unit), d.window]),
+  );
+  const buckets = view.buckets.length === 0 ? "buckets: none paced yet" : table(
+    ["PROJECT", "MODEL", "LIMIT", "WINDOW", "SOURCE", "USED", "COUNTING", "ROOM AT"],
+    view.buckets.map((b) => [
+      b.project,
+      b.model,
+      amount(b.limit, b.unit),
+      b.window ?? "(learning)",
+      b.source,
+      String(b.used),
+      b.counting,
+      b.roomAt ? shortTime(b.roomAt) : "now",
+    ]),
+  );
+  return `pacing: ${view.pacing}\n\n${declared}\n\n${buckets}`;
+}
+
 export function checkLine(result: CheckResult): string {
   const what = result.outcome === "ok"
     ? "ok"

@@ -9,6 +9,7 @@
 
 import { createAdminDispatcher, isAdminPath } from "./admin/dispatch.ts";
 import { keysApi } from "./admin/keys_api.ts";
+import { limitsApi } from "./admin/limits_api.ts";
 import { LastErrors } from "./admin/last_errors.ts";
 import { TokenSet } from "./auth.ts";
 import { type Clock, systemClock } from "./clock.ts";
@@ -192,6 +193,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
         log,
         ledger,
       }),
+      limitsApi({ config, ledger, now: clock.now }),
       ...observability.adminRoutes,
     ],
   });

@@ -64,6 +64,26 @@ function windowKeyOf(quota: string, unit: QuotaUnit, kind: "minute" | "day"): st
   return `${quota}:${unit}:${kind}`;
 }
 
+/** One limit of one bucket as this instance applies it (the admin API's view). */
+export interface LimitInForce {
+  readonly project: string;
+  readonly rule: QuotaRule;
+  /** Sent in the current window by this instance: requests, or input tokens. */
+  readonly used: number;
+  /**
+   * How sends are counted: in Google's fixed windows (anchored at a reset a 429 announced), in a
+   * sliding window (the phase unknown), per Pacific day, or not yet (a learned limit whose window
+   * length is still being learned).
+   */
+  readonly counting: "fixed" | "sliding" | "pacific-day" | "window-unknown";
+  /** When one more request (or token) fits; absent: it fits now. */
+  readonly roomAt?: number;
+  /** Google said the bucket is spent until then. */
+  readonly fullUntil?: number;
+  /** The declared limit that a limit Google stated replaced. */
+  readonly replaced?: QuotaRule;
+}
+
 /** A send counted against a bucket, to correct its token count once the answer says it. */
 export interface Ticket {
   readonly sends: readonly { dimension: Dimension; send: Send }[];
@@ -233,7 +253,7 @@ export class QuotaLedger {
         window,
         learnedAt: now,
         ...(dimension.rule.source === "declared" && outcome.limit !== dimension.rule.limit
-          ? { source: "learned" as const }
+          ? { source: "learned" as const, ...(outcome.quotaId ? { quotaId: outcome.quotaId } : {}) }
           : {}),
       };
     }
@@ -342,23 +362,44 @@ export class QuotaLedger {
     this.#probation?.met(model, now);
   }
 
-  /** Every rule in force, declared and learned, for the admin API. */
-  rules(now: number): { project: string; rule: QuotaRule; used: number; fullUntil?: number }[] {
-    const out = [];
+  /** Every limit in force, declared and learned, per bucket this instance has sent to. */
+  rules(now: number): LimitInForce[] {
+    const out: LimitInForce[] = [];
     for (const [project, byModel] of this.#buckets) {
-      for (const byKind of byModel.values()) {
-        for (const dimension of byKind.values()) {
-          dimension.expire(now);
+      for (const [model, byKind] of byModel) {
+        for (const [kindKey, dimension] of byKind) {
+          const { rule } = dimension;
+          if (this.#stale(dimension, now)) continue; // dropped at the bucket's next request
+          const room = dimension.blockedUntil(now, 1);
+          const replaced = kindKey.startsWith("d:") && rule.source === "learned"
+            ? this.#declaredFor(project, model).find((d) => `d:${d.unit}:${d.window}` === kindKey)
+            : undefined;
           out.push({
             project,
-            rule: dimension.rule,
+            rule,
             used: dimension.used,
+            counting: rule.window === undefined
+              ? "window-unknown"
+              : rule.window === "day"
+              ? "pacific-day"
+              : dimension.anchor !== undefined && dimension.fixed
+              ? "fixed"
+              : "sliding",
+            ...(room !== undefined ? { roomAt: room } : {}),
             ...(dimension.fullUntil > now ? { fullUntil: dimension.fullUntil } : {}),
+            ...(replaced ? { replaced } : {}),
           });
         }
       }
     }
     return out;
+  }
+
+  /** A learned limit not confirmed for a day, and not holding the bucket: relearned, not used. */
+  #stale(dimension: Dimension, now: number): boolean {
+    const { rule } = dimension;
+    return rule.source === "learned" && rule.learnedAt !== undefined &&
+      now - rule.learnedAt > LEARNED_RULE_TTL_MS && now >= dimension.fullUntil;
   }
 
   /** The dimensions that apply, creating declared ones on first use; drops stale learned ones. */
@@ -374,11 +415,7 @@ export class QuotaLedger {
       if (!byKind.has(kindKey)) byKind.set(kindKey, new Dimension(rule));
     }
     for (const [kindKey, dimension] of byKind) {
-      const { rule } = dimension;
-      if (
-        rule.source === "learned" && rule.learnedAt !== undefined &&
-        now - rule.learnedAt > LEARNED_RULE_TTL_MS && now >= dimension.fullUntil
-      ) {
+      if (this.#stale(dimension, now)) {
         byKind.delete(kindKey); // stale (a new day, maybe a new tier): react and relearn
         this.version++;
       }

@@ -105,6 +105,14 @@ Deno.test("keys CLI: check exits 4 when a key fails; clear-cooldowns and usage",
     const limited = await generate(rotator);
     assert.equal(limited.status, 429);
     await limited.body?.cancel();
+    // Google's 429 stated the limit (10 a minute): pacing learned it; its window is not known yet.
+    const limits = await cli(rotator)("limits", "--model", "gemini-2.5-flash");
+    assert.equal(limits.code, EXIT.ok, limits.err);
+    assert.match(limits.out, /declared: none/);
+    assert.match(
+      limits.out,
+      /gemini-2\.5-flash\s+10\s+\(learning\)\s+learned\s+0\s+window-unknown/,
+    );
     const cleared = await cli(rotator)("clear-cooldowns", "--model", "gemini-2.5-flash");
     assert.equal(cleared.code, EXIT.ok);
     assert.equal(cleared.out, "cleared 1 cooldown(s)");

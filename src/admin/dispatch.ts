@@ -61,7 +61,8 @@ export function createAdminDispatcher(
       404,
       "NOT_FOUND",
       `${url.pathname.slice(0, 200)} is not an admin API path. Key management lives under ` +
-        "/admin/api/keys, /admin/api/cooldowns/clear and /admin/api/usage.",
+        "/admin/api/keys, /admin/api/cooldowns/clear and /admin/api/usage; pacing's limits at " +
+        "/admin/api/limits.",
       { reason: "UNKNOWN_PATH" },
     );
   };
