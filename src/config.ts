@@ -54,6 +54,11 @@ export interface Config {
   readonly maxWaitMs: number;
   /** Requests waiting at once, over all models; beyond it the 429 comes at once. */
   readonly maxWaiting: number;
+  /**
+   * A key back within this long is waited for even when waiting is off: the rotator knows a
+   * window's reset only to within a round trip (0: a 429 at once).
+   */
+  readonly resetGraceMs: number;
   /** Model substitutes (MODEL_FALLBACKS). */
   readonly modelFallbacks: ReadonlyMap<string, string>;
   // Observability (README "Observability").
@@ -103,6 +108,7 @@ export const DEFAULTS = {
   DISABLED_RECHECK_MS: 24 * HOUR,
   MAX_WAIT_SECONDS: 5,
   MAX_WAITING: 200,
+  RESET_GRACE_MS: 250,
   ALERT_DEBOUNCE_MS: 10 * SECOND,
   ALERT_MIN_INTERVAL_MS: 5 * MINUTE,
 } as const;
@@ -217,6 +223,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     pacing: read.oneOf("PACING", ["learn", "declared", "off"] as const, "learn"),
     maxWaitMs: read.int("MAX_WAIT_SECONDS", DEFAULTS.MAX_WAIT_SECONDS, 0, 10) * SECOND,
     maxWaiting: read.int("MAX_WAITING", DEFAULTS.MAX_WAITING, 0, 100_000),
+    resetGraceMs: read.int("RESET_GRACE_MS", DEFAULTS.RESET_GRACE_MS, 0, SECOND),
     modelFallbacks: parseModelFallbacks(env.MODEL_FALLBACKS),
     ...observabilityConfig(read, adminToken),
   };

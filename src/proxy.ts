@@ -58,14 +58,6 @@ export interface ProxyContext {
   readonly providerFallback?: (plan: Plan, trace: Trace) => Promise<FallbackResult>;
 }
 
-/**
- * A key that regains room this soon is waited for even with waiting off (`MAX_WAIT_SECONDS=0`,
- * `x-rotator-max-wait: 0`). The rotator knows when a bucket's window resets only to within a
- * round trip, so a bucket it still counts as full for a few more milliseconds may already have
- * room at Google; a 429 then would cost the client a whole second of Retry-After and a request.
- */
-export const RESET_GRACE_MS = 250;
-
 /** Answers one request for a Gemini API path. */
 export async function proxyRequest(
   request: Request,
@@ -181,7 +173,7 @@ export async function proxyRequest(
     tokenEstimate: Math.ceil(body.size / 4),
   };
   const primary = trace.model;
-  const waitDeadline = ctx.clock.now() + Math.max(waitBound, RESET_GRACE_MS);
+  const waitDeadline = ctx.clock.now() + waitBound;
 
   // 1. Another key.
   let result = await runAttempts(plan, trace, ctx);
@@ -301,14 +293,21 @@ async function withModel(plan: Plan, from: string, to: string): Promise<Plan | u
   return undefined;
 }
 
-/** The client's bound on waiting (x-rotator-max-wait lowers MAX_WAIT_SECONDS), in ms. */
+/**
+ * How long this request may wait for a key to recover, in ms: MAX_WAIT_SECONDS, or the reset
+ * grace when that is shorter (RESET_GRACE_MS: the rotator knows when a bucket's window resets
+ * only to within a round trip, so a bucket it counts as full for a few more milliseconds may
+ * already have room at Google, and a 429 would cost the client a whole second of Retry-After).
+ * A client's x-rotator-max-wait lowers it, and is taken as meant: 0 is a 429 at once.
+ */
 function clientWaitBound(headers: Headers, config: Config): number | string {
+  const bound = Math.max(config.maxWaitMs, config.resetGraceMs);
   const raw = headers.get("x-rotator-max-wait");
-  if (raw === null) return config.maxWaitMs;
+  if (raw === null) return bound;
   if (!/^\d+(\.\d+)?$/.test(raw.trim())) {
     return "x-rotator-max-wait must be a number of seconds, such as 3 or 0.5";
   }
-  return Math.min(config.maxWaitMs, Math.round(Number(raw) * 1000));
+  return Math.min(bound, Math.round(Number(raw) * 1000));
 }
 
 /**
