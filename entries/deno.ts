@@ -32,7 +32,8 @@ async function main(): Promise<void> {
         platform,
         ...buildFromEnv(Deno.env.toObject()),
       },
-      openStore: (config) => openStore(Deno.env.toObject(), config),
+      // The same variables as the config: STATE, KV_PATH and KV_POLL_MS may be in .env too.
+      openStore: (config) => openStore(env, config),
       publicPlatform: platform === "deno-deploy",
       writeLog: out.write,
       webSockets: denoWebSockets,

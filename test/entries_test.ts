@@ -63,6 +63,40 @@ Deno.test("entries/deno.ts started as the start task starts it serves, reports i
   }
 });
 
+Deno.test("entries/deno.ts takes its whole configuration from .env, the store's variables too", async () => {
+  const mock = startMockUpstream();
+  const cwd = await Deno.makeTempDir();
+  const { flags, entry } = startCommand();
+  try {
+    const dotenv = { ...rotatorEnv(mock.url), HOST: "127.0.0.1", PORT: "0", STATE: "memory" };
+    await Deno.writeTextFile(
+      `${cwd}/.env`,
+      Object.entries(dotenv).filter(([name]) => !(name in baseEnv()))
+        .map(([name, value]) => `${name}=${value}`).join("\n") + "\n",
+    );
+    const child = await spawnUntilReady({
+      args: ["run", ...flags, "--config", `${ROOT}/deno.json`, `${ROOT}/${entry}`],
+      env: baseEnv(),
+      cwd,
+      ready: /"msg":"started".*"address":"(http:\/\/[^"]+)"/,
+    });
+    try {
+      const health = await (await fetch(`${child.ready}/healthz`)).json();
+      assert.equal(health.store, "memory", "STATE=memory in .env was followed");
+      const response = await generate(`${child.ready}${GENERATE}`);
+      assert.equal(response.status, 200);
+      await response.body?.cancel();
+    } finally {
+      await child.stop("SIGTERM");
+    }
+    const made = [...Deno.readDirSync(cwd)].map((e) => e.name);
+    assert.deepEqual(made, [".env"], "no KV file was created");
+  } finally {
+    await mock.close();
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
 Deno.test("entries/deno.ts on Deno Deploy (DENO_DEPLOYMENT_ID set) refuses to start without ACCESS_TOKEN", async () => {
   const cwd = await Deno.makeTempDir();
   const { flags, entry } = startCommand();
