@@ -23,7 +23,7 @@ COPY src/ ./src/
 COPY entries/ ./entries/
 
 # State (Deno KV, under ./data/) lives on a volume owned by the image's unprivileged user.
-# TODO(issue 3): KV_PATH, if set, must point into /app/data too.
+# KV_PATH, if set, must point into /app/data too, or the state is lost with the container.
 RUN mkdir -p /app/data && chown deno:deno /app/data
 VOLUME ["/app/data"]
 

@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { fingerprint } from "../src/keys.ts";
 import { FakeClock, generate, startRotator, testKey, TOKEN } from "./harness.ts";
 
 const A = testKey("alpha");
@@ -32,6 +33,12 @@ Deno.test("a rate-limited key is skipped and the same body succeeds on another k
     const body = { contents: [{ parts: [{ text: "the exact body" }] }] };
     const response = await generate(rotator, "gemini-2.5-flash", { body });
     assert.equal(response.status, 200);
+    // What answered, in the rotator's own fields (a fingerprint, never the key).
+    assert.deepEqual(
+      ["x-rotator-key", "x-rotator-attempts", "x-rotator-model", "x-rotator-provider", "via"]
+        .map((name) => response.headers.get(name)),
+      [await fingerprint(B), "2", "gemini-2.5-flash", "gemini", "1.1 gemini-key-rotator"],
+    );
     const json = await response.json();
     assert.equal(json.candidates[0].content.parts[0].text, "Hello from the mock");
     const [first, second] = rotator.mock.requests;
