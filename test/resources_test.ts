@@ -7,7 +7,8 @@
 
 import assert from "node:assert/strict";
 import { createPartFromUri, GoogleGenAI } from "@google/genai";
-import { startRotator, testKey, TOKEN } from "./harness.ts";
+import { fingerprint } from "../src/keys.ts";
+import { admin, ADMIN_TOKEN, startRotator, testKey, TOKEN } from "./harness.ts";
 
 const A = testKey("res-a");
 const B = testKey("res-b");
@@ -292,3 +293,65 @@ Deno.test("a file no project can see: each project asked once, then Google's 403
     await rotator.close();
   }
 });
+
+Deno.test(
+  "a resource's key is disabled: 503 OWNER_UNAVAILABLE naming it; an open upload gets 409",
+  SDK_UPLOADS,
+  async () => {
+    const rotator = await startRotator({ keys: [A, B], env: { ADMIN_TOKEN } });
+    try {
+      const ai = genai(rotator.url);
+      const file = await ai.files.upload({
+        file: new Blob(["x"], { type: "text/plain" }),
+        config: { mimeType: "text/plain" },
+      });
+      const start = await fetch(`${rotator.url}/upload/v1beta/files`, {
+        method: "POST",
+        headers: {
+          "x-goog-api-key": TOKEN,
+          "x-goog-upload-protocol": "resumable",
+          "x-goog-upload-command": "start",
+          "x-goog-upload-header-content-length": "1",
+          "content-type": "application/json",
+        },
+        body: "{}",
+      });
+      await start.body?.cancel();
+      const owner = rotator.mock.requests.at(-1)!.key!;
+      assert.equal(rotator.mock.requests[0].key, A, "the file is project A's");
+
+      // The operator takes both owners out of rotation.
+      for (const key of new Set([A, owner])) {
+        const id = await fingerprint(key);
+        assert.equal((await admin(rotator, "POST", `/admin/api/keys/${id}/disable`)).status, 200);
+      }
+      const sent = rotator.mock.requests.length;
+
+      const named = await fetch(`${rotator.url}/v1beta/models/gemini-2.5-flash:generateContent`, {
+        method: "POST",
+        headers: { "x-goog-api-key": TOKEN, "content-type": "application/json" },
+        body: JSON.stringify({
+          contents: [{ parts: [{ fileData: { fileUri: file.uri, mimeType: "text/plain" } }] }],
+        }),
+      });
+      assert.equal(named.status, 503);
+      const error = (await named.json()).error;
+      assert.equal(error.details[0].reason, "OWNER_UNAVAILABLE");
+      assert.match(error.message, new RegExp(`${file.name} belongs to project`));
+      assert.match(error.message, /its keys are disabled/);
+
+      const chunk = await fetch(start.headers.get("x-goog-upload-url")!, {
+        method: "POST",
+        headers: { "x-goog-upload-command": "upload, finalize", "x-goog-upload-offset": "0" },
+        body: "x",
+      });
+      assert.equal(chunk.status, 409);
+      const refused = (await chunk.json()).error;
+      assert.equal(refused.details[0].reason, "UPLOAD_KEY_UNAVAILABLE");
+      assert.match(refused.message, /which is disabled\. Start the upload again\./);
+      assert.equal(rotator.mock.requests.length, sent, "nothing went upstream for either");
+    } finally {
+      await rotator.close();
+    }
+  },
+);
