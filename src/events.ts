@@ -42,6 +42,18 @@ export interface RequestEvent {
   readonly end: RelayEnd | "answered";
   /** The fallback provider that answered, when not Gemini. */
   readonly provider?: string;
+  /** The model the client asked for, when a substitute (MODEL_FALLBACKS) answered as `model`. */
+  readonly requestedModel?: string;
+}
+
+/**
+ * Every Gemini key is spent for a model (after any wait), whatever answers next: a substitute
+ * model, another provider, or the rotator's own 429/503.
+ */
+export interface ExhaustedEvent {
+  readonly model: string;
+  /** ALL_KEYS_COOLING: some key recovers by itself; ALL_KEYS_DISABLED: none will. */
+  readonly reason: "ALL_KEYS_COOLING" | "ALL_KEYS_DISABLED";
 }
 
 /** A request started waiting for a key to recover (the line's length after it joined). */
@@ -56,4 +68,5 @@ export interface ProxyObserver {
   attempt?(event: AttemptEvent): void;
   request?(event: RequestEvent): void;
   waiting?(event: WaitEvent): void;
+  exhausted?(event: ExhaustedEvent): void;
 }

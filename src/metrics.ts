@@ -78,6 +78,12 @@ export class RotatorMetrics implements ProxyObserver {
     "Client requests answered by a fallback provider (not Gemini), by provider and status.",
     ["provider", "status"],
   );
+  readonly substitutions = new CounterVec(
+    "gemini_rotator_model_substitutions_total",
+    "Client requests a substitute model answered (MODEL_FALLBACKS), by the model asked for and " +
+      "the one that answered.",
+    ["requested", "model"],
+  );
   readonly retries = new CounterVec(
     "gemini_rotator_retries_total",
     "Upstream attempts beyond the first one of a client request.",
@@ -133,6 +139,9 @@ export class RotatorMetrics implements ProxyObserver {
       : this.models.label(event.model);
     this.requests.inc([event.route, model, String(event.status)]);
     if (event.provider) this.fallbacks.inc([event.provider, String(event.status)]);
+    if (event.requestedModel !== undefined) {
+      this.substitutions.inc([this.models.label(event.requestedModel), model]);
+    }
     if (event.attempts > 1) this.retries.inc([model], event.attempts - 1);
     if (event.firstByteMs !== undefined) this.firstByte.observe(event.firstByteMs / 1000);
   }
@@ -161,6 +170,7 @@ export class RotatorMetrics implements ProxyObserver {
     this.attempts.render(out);
     this.retries.render(out);
     this.fallbacks.render(out);
+    this.substitutions.render(out);
     this.latency.render(out);
     this.firstByte.render(out);
 

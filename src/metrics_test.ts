@@ -102,6 +102,27 @@ Deno.test("RotatorMetrics counts requests, attempts, retries and per-key 429s", 
   );
 });
 
+Deno.test("RotatorMetrics counts answers of substitute models and of fallback providers", async () => {
+  const { metrics } = await setup();
+  metrics.request(request({ requestedModel: "gemini-2.5-pro" }));
+  metrics.request(request({ model: "gemini-2.5-pro", provider: "openrouter" }));
+  const parsed = parsePrometheusText(metrics.render(NOW));
+  assert.equal(
+    parsed.value("gemini_rotator_model_substitutions_total", {
+      requested: "gemini-2.5-pro",
+      model: "gemini-2.5-flash",
+    }),
+    1,
+  );
+  assert.equal(
+    parsed.value("gemini_rotator_fallback_answers_total", {
+      provider: "openrouter",
+      status: "200",
+    }),
+    1,
+  );
+});
+
 Deno.test("RotatorMetrics caps model labels and folds the rest into 'other'", async () => {
   const { metrics } = await setup(2);
   for (const model of ["m1", "m2", "m3", "m4", ""]) metrics.request(request({ model }));

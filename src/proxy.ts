@@ -182,16 +182,29 @@ export async function proxyRequest(
   result = await waitForCapacity(plan, result.exhausted, waitDeadline, trace, ctx);
   if (result.response) return result.response;
   const recovery = result.exhausted;
+  if (!pinned) {
+    // The pool is spent for this model whatever answers next (alerts say so, once per episode).
+    const cause = recovery?.cause;
+    const event = {
+      model: primary,
+      reason: cause && "until" in cause
+        ? "ALL_KEYS_COOLING" as const
+        : "ALL_KEYS_DISABLED" as const,
+    };
+    for (const observer of ctx.observers) observer.exhausted?.(event);
+  }
   // 3. A substitute model the operator allowed (never for a resource-bound request).
   if (!pinned && fallbackAllowed) {
     for (const alternative of fallbackChain(ctx.config.modelFallbacks, primary)) {
       const substitute = await withModel(plan, primary, alternative);
       if (!substitute) break;
       trace.model = alternative;
+      trace.requestedModel = primary;
       const answer = await runAttempts(substitute, trace, ctx);
       if (answer.response) return answer.response;
     }
     trace.model = primary;
+    trace.requestedModel = undefined;
   }
   // 4. Another provider.
   let note = "";

@@ -22,6 +22,8 @@ export class Trace {
   attempts = 0;
   upstreamMs?: number;
   model: string;
+  /** The model the client asked for, while a substitute is being tried in `model`. */
+  requestedModel?: string;
   #reported = false;
   readonly #t0 = performance.now();
 
@@ -95,6 +97,9 @@ export class Trace {
       end: "answered",
       ...(this.upstreamMs !== undefined
         ? { upstreamMs: Math.round(this.upstreamMs * 10) / 10 }
+        : {}),
+      ...(this.requestedModel !== undefined && this.requestedModel !== this.model
+        ? { requestedModel: this.requestedModel }
         : {}),
       ...extra,
     };

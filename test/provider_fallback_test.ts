@@ -9,6 +9,7 @@ import { GoogleGenAI } from "@google/genai";
 import OpenAI from "openai";
 import { generate, type Rotator, startRotator, testKey, TOKEN } from "./harness.ts";
 import { startMockOpenAiProvider } from "./mock_openai_provider.ts";
+import { startWebhookReceiver } from "./webhook_receiver.ts";
 
 const A = testKey("fb-a");
 const OR1 = "sk-or-v1-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa01";
@@ -87,6 +88,30 @@ Deno.test("the response says who answered: x-rotator-provider and x-rotator-mode
     const log = rotator.logs.map((l) => JSON.parse(l)).find((l) => l.msg === "request");
     assert.equal(log.provider, "openrouter");
   });
+});
+
+Deno.test("a spent pool raises the 'no usable key' alert even though the fallback answered", async () => {
+  const receiver = startWebhookReceiver();
+  try {
+    await withFallback(async (rotator, provider) => {
+      provider.setDefault({ type: "ok", text: "hi" });
+      const response = await generate(rotator, "gemini-2.5-flash");
+      assert.equal(response.status, 200, "the client was served by the fallback");
+      await response.body?.cancel();
+      const message = await receiver.message(1);
+      assert.match(
+        String(message.json.text),
+        /No usable key for model `gemini-2\.5-flash`: all 1 keys are cooling \(per-day quota spent, resets at midnight Pacific\)/,
+      );
+    }, {
+      ALERT_WEBHOOK_URL: receiver.url,
+      ALERT_FORMAT: "slack",
+      ALERT_DEBOUNCE_MS: "0",
+      ALERT_MIN_INTERVAL_MS: "0",
+    });
+  } finally {
+    await receiver.close();
+  }
 });
 
 Deno.test("the OpenAI SDK gets its answer from the provider, model name mapped", async () => {

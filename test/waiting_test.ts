@@ -214,6 +214,8 @@ Deno.test("a substitute model answers when every key is spent for the one reques
     assert.equal(response.status, 200);
     assert.equal(response.headers.get("x-rotator-model"), "gemini-2.5-flash");
     await response.body?.cancel();
+    const line = JSON.parse(rotator.logs.findLast((l) => l.includes('"msg":"request"'))!);
+    assert.deepEqual([line.requestedModel, line.model], ["gemini-2.5-pro", "gemini-2.5-flash"]);
     const paths = rotator.mock.requests.map((r) => r.path);
     assert.deepEqual(paths.slice(-1), ["/v1beta/models/gemini-2.5-flash:generateContent"]);
 

@@ -13,7 +13,7 @@
  */
 
 import type { Clock } from "../clock.ts";
-import type { AttemptEvent, ProxyObserver, RequestEvent } from "../events.ts";
+import type { AttemptEvent, ExhaustedEvent, ProxyObserver, RequestEvent } from "../events.ts";
 import { describeError, type Logger } from "../log.ts";
 import type { KeyPool } from "../pool.ts";
 import type { CooldownWindow, DisableScope } from "../state/records.ts";
@@ -111,9 +111,17 @@ export class AlertWatcher implements ProxyObserver {
       // The proxy records the disablement right after reporting the attempt, in the same
       // synchronous run: a microtask later the pool holds it, with its reason.
       queueMicrotask(() => this.#safely(() => this.#keyRejected(event)));
-    } else if (event.result === "ok" && this.#exhausted.has(event.model)) {
+    } else if (
+      event.result === "ok" && this.#exhausted.has(event.model) && this.#o.pool.key(event.keyId)
+    ) {
+      // A Gemini key answered (a fallback provider's answer is not the pool recovering).
       this.#recovered(event.model, this.#o.clock.now());
     }
+  }
+
+  /** The pool ran dry for a model, even if a substitute model or provider then answered. */
+  exhausted(event: ExhaustedEvent): void {
+    this.#safely(() => this.#modelExhausted(event.model, event.reason));
   }
 
   request(event: RequestEvent): void {

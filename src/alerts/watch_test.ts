@@ -111,16 +111,18 @@ Deno.test("AlertWatcher: recovery is noticed when the first key is due back, sen
 });
 
 Deno.test("AlertWatcher: a model that flaps within one interval gives one merged alert", async () => {
-  const { clock, watcher, sent, coolAll } = await setup({ debounceMs: 0 });
+  const { clock, keys, watcher, sent, coolAll } = await setup({ debounceMs: 0 });
   coolAll(clock.now() + 5 * SECOND);
   watcher.request(exhausted());
   await clock.advance(0);
   assert.equal(sent.length, 1, "the first alert goes out at once");
+  // A fallback provider's answer is not the pool recovering.
+  watcher.attempt(attempt({ result: "ok", keyId: "provider-key" }));
   for (let i = 0; i < 3; i++) {
-    watcher.attempt(attempt({ result: "ok" })); // a key served the model: recovered
+    watcher.attempt(attempt({ result: "ok", keyId: keys[0].id })); // a key served the model
     watcher.request(exhausted()); // dry again
   }
-  watcher.attempt(attempt({ result: "ok" }));
+  watcher.attempt(attempt({ result: "ok", keyId: keys[0].id }));
   await clock.advance(5 * MINUTE);
   assert.equal(sent.length, 2);
   assert.equal(sent[1].alerts.length, 1);
