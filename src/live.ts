@@ -20,6 +20,9 @@ import type { KeyPool } from "./pool.ts";
 import { stripModelsPrefix } from "./route.ts";
 import type { StateSync } from "./state/sync.ts";
 import type { Config } from "./config.ts";
+import type { AttemptResult, ProxyObserver } from "./events.ts";
+import { Trace } from "./trace.ts";
+import type { UsageRecorder } from "./usage.ts";
 
 /** The runtime's WebSocket plumbing (Deno.upgradeWebSocket and a client that sends headers). */
 export interface WebSocketAdapters {
@@ -34,6 +37,9 @@ export interface LiveContext {
   readonly sync: StateSync;
   readonly clock: Clock;
   readonly log: Logger;
+  /** A session is reported like a request: metrics, usage, alerts, the request log line. */
+  readonly observers: readonly ProxyObserver[];
+  readonly usage: UsageRecorder;
   readonly webSockets?: WebSocketAdapters;
 }
 
@@ -59,36 +65,53 @@ function livePath(pathname: string): string {
 
 /** Answers a Live API upgrade request. */
 export function serveLive(request: Request, url: URL, ctx: LiveContext): Response {
+  const path = livePath(url.pathname);
+  const trace = new Trace(request, url, {
+    kind: "live",
+    version: /\.(v1(?:alpha|beta)?)\./.exec(path)?.[1] ?? "",
+    resource: path.slice(path.lastIndexOf(".") + 1),
+    model: "",
+    method: path.slice(path.lastIndexOf(".") + 1),
+    stream: "none",
+    upstreamPath: path,
+  }, ctx);
   if (!ctx.webSockets) {
-    return errorResponse(
-      501,
-      "FAILED_PRECONDITION",
-      "This platform cannot proxy WebSockets; run the rotator on Deno or Deno Deploy for the " +
-        "Live API.",
-      { reason: "WEBSOCKETS_UNSUPPORTED" },
+    return trace.own(
+      errorResponse(
+        501,
+        "FAILED_PRECONDITION",
+        "This platform cannot proxy WebSockets; run the rotator on Deno or Deno Deploy for the " +
+          "Live API.",
+        { reason: "WEBSOCKETS_UNSUPPORTED" },
+      ),
+      "WEBSOCKETS_UNSUPPORTED",
     );
   }
   if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-    return errorResponse(400, "INVALID_ARGUMENT", "The Live API needs a WebSocket upgrade.", {
-      reason: "NOT_A_WEBSOCKET",
-    });
+    return trace.own(
+      errorResponse(400, "INVALID_ARGUMENT", "The Live API needs a WebSocket upgrade.", {
+        reason: "NOT_A_WEBSOCKET",
+      }),
+      "NOT_A_WEBSOCKET",
+    );
   }
   if (
     ctx.tokens.size > 0 && !ctx.tokens.matches(clientCredential(request.headers, url.searchParams))
   ) {
-    return accessTokenRefused();
+    return trace.own(accessTokenRefused(), "ACCESS_TOKEN_INVALID");
   }
   if (ctx.pool.size === 0) {
-    return noKeysAnswer().response;
+    const { response, reason } = noKeysAnswer();
+    return trace.own(response, reason);
   }
   const { socket: client, response } = ctx.webSockets.upgrade(request);
   client.binaryType = "arraybuffer";
   const query = new URLSearchParams(url.searchParams);
   query.delete("key");
-  const target = `${ctx.config.upstreamOrigin.replace(/^http/, "ws")}${livePath(url.pathname)}${
+  const target = `${ctx.config.upstreamOrigin.replace(/^http/, "ws")}${path}${
     query.size ? `?${query}` : ""
   }`;
-  new LiveSession(client, target, ctx).start();
+  new LiveSession(client, target, trace, ctx).start();
   return response;
 }
 
@@ -100,16 +123,20 @@ class LiveSession {
   readonly #tried = new Set<string>();
   #model = "";
   #setupTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Why the rotator closed the session itself, for the report (undefined: it did not). */
+  #ownReason: string | undefined;
+  #opened = false;
 
   constructor(
     readonly client: WebSocket,
     readonly target: string,
+    readonly trace: Trace,
     readonly ctx: LiveContext,
   ) {}
 
   start(): void {
     this.#setupTimer = setTimeout(
-      () => this.#closeClient(1008, "no setup message received"),
+      () => this.#closeClient(1008, "no setup message received", "NO_SETUP_MESSAGE"),
       SETUP_TIMEOUT_MS,
     );
     this.client.onmessage = (event) => {
@@ -118,18 +145,24 @@ class LiveSession {
         return;
       }
       if (this.#queue.length >= MAX_QUEUED) {
-        return this.#closeClient(1008, "too many messages before setup completed");
+        return this.#closeClient(
+          1008,
+          "too many messages before setup completed",
+          "TOO_MANY_EARLY_MESSAGES",
+        );
       }
       this.#queue.push(event.data);
       if (this.#queue.length === 1) {
         clearTimeout(this.#setupTimer);
         this.#model = modelOfSetup(event.data);
+        this.trace.model = this.#model;
         this.#connect();
       }
     };
     this.client.onclose = (event) => {
       clearTimeout(this.#setupTimer);
       this.#closed = true;
+      this.#report();
       const upstream = this.#upstream;
       if (upstream && upstream.readyState <= WebSocket.OPEN) {
         // A socket we opened as a client may only close with 1000 or 3000-4999.
@@ -151,15 +184,23 @@ class LiveSession {
       const seconds = recovery && recovery.at !== Infinity
         ? Math.ceil((recovery.at - now) / 1000)
         : undefined;
+      const reason = seconds !== undefined ? "ALL_KEYS_COOLING" : "ALL_KEYS_DISABLED";
+      for (const observer of this.ctx.observers) {
+        observer.exhausted?.({ model: this.#model, reason });
+      }
       // 1013 "try again later" is the WebSocket close code for an overloaded service.
       return this.#closeClient(
         1013,
         seconds !== undefined
           ? `RESOURCE_EXHAUSTED: every key is rate-limited; retry in ${seconds} s`
           : "UNAVAILABLE: no usable API key",
+        reason,
       );
     }
     this.#tried.add(key.id);
+    this.trace.attempts++;
+    this.trace.keyIds.push(key.id);
+    const sent = performance.now();
     let upstream: WebSocket;
     try {
       upstream = this.ctx.webSockets!.connect(this.target, { "x-goog-api-key": key.value });
@@ -168,13 +209,17 @@ class LiveSession {
         key: key.id,
         error: describeError(error),
       });
-      return this.#closeClient(1011, "upstream connection failed");
+      this.trace.attempt(key, 0, "network_error");
+      return this.#closeClient(1011, "upstream connection failed", "UPSTREAM_UNREACHABLE");
     }
     upstream.binaryType = "arraybuffer";
     this.#upstream = upstream;
     let opened = false;
     upstream.onopen = () => {
       opened = true;
+      this.#opened = true;
+      this.trace.upstreamMs = performance.now() - sent;
+      this.trace.attempt(key, 101, "ok");
       this.ctx.log.info("live session", { key: key.id, model: this.#model });
       for (const message of this.#queue.splice(0)) upstream.send(message);
     };
@@ -195,6 +240,7 @@ class LiveSession {
   #refused(key: PoolKey, message: string): void {
     const status = Number(/status code:?\s*(\d{3})/i.exec(message)?.[1] ?? 0);
     this.ctx.log.warn("live upstream refused the key at connect", { key: key.id, status });
+    this.trace.attempt(key, status, refusalResult(status));
     if (status === 429) {
       this.ctx.sync.record(effectOf({ kind: "quota", window: "unknown" }, {
         keyId: key.id,
@@ -209,10 +255,30 @@ class LiveSession {
     this.#connect();
   }
 
-  #closeClient(code: number, reason: string): void {
+  /** Closes the client's socket; `own`: the rotator's machine reason, when it ends the session. */
+  #closeClient(code: number, reason: string, own?: string): void {
     clearTimeout(this.#setupTimer);
+    if (own !== undefined && !this.#opened) this.#ownReason ??= own;
     if (this.client.readyState <= WebSocket.OPEN) this.client.close(code, reason.slice(0, 120));
   }
+
+  /** The session is over: reported once, as a request whose answer was the upgrade (101). */
+  #report(): void {
+    if (this.#ownReason !== undefined) {
+      this.trace.done(101, "rotator", { reason: this.#ownReason });
+    } else if (this.#opened) {
+      this.trace.done(101, "upstream", { end: "complete" });
+    } else {
+      this.trace.done(101, "rotator", { reason: "CLIENT_CLOSED", end: "client_cancelled" });
+    }
+  }
+}
+
+/** How a refused Live handshake is counted (the status from the runtime's error message). */
+function refusalResult(status: number): AttemptResult {
+  if (status === 429) return "quota";
+  if (status === 0) return "network_error";
+  return status >= 500 ? "transient" : "client_error";
 }
 
 /** The model named by a Live `setup` message (`models/x` -> `x`), or "". */

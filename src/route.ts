@@ -7,7 +7,7 @@
  */
 
 /** Which Gemini surface a request is for; decides how the pool key is sent. */
-export type RouteKind = "native" | "openai" | "upload";
+export type RouteKind = "native" | "openai" | "upload" | "live";
 
 /** How the upstream answer is framed, which decides how a failure mid-answer is reported. */
 export type StreamMode = "none" | "sse" | "json-array";

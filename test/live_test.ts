@@ -5,6 +5,9 @@
 
 import assert from "node:assert/strict";
 import { GoogleGenAI, Modality } from "@google/genai";
+import type { RequestEvent } from "../src/events.ts";
+import { fingerprint } from "../src/keys.ts";
+import { pacificDay } from "../src/cooldown.ts";
 import { startRotator, testKey, TOKEN } from "./harness.ts";
 
 const A = testKey("live-a");
@@ -21,6 +24,15 @@ function nextMessage(socket: WebSocket): Promise<MessageEvent> {
   });
 }
 
+/** An observer that hands over each session's report (a Live session is reported as a request). */
+function sessionReports() {
+  const waiting: ((event: RequestEvent) => void)[] = [];
+  return {
+    observers: [{ request: (event: RequestEvent) => waiting.shift()?.(event) }],
+    next: () => new Promise<RequestEvent>((resolve) => waiting.push(resolve)),
+  };
+}
+
 function open(url: string): Promise<WebSocket> {
   const socket = new WebSocket(url);
   socket.binaryType = "arraybuffer";
@@ -31,7 +43,8 @@ function open(url: string): Promise<WebSocket> {
 }
 
 Deno.test("Live API: frames relayed both ways with a pool key; the token never forwarded", async () => {
-  const rotator = await startRotator({ keys: [A, B] });
+  const reports = sessionReports();
+  const rotator = await startRotator({ keys: [A, B], observers: reports.observers });
   try {
     const socket = await open(`${rotator.url.replace("http", "ws")}${PATH}?key=${TOKEN}&alt=x`);
     socket.send(JSON.stringify({ setup: { model: "models/gemini-live-2.5-flash" } }));
@@ -44,9 +57,20 @@ Deno.test("Live API: frames relayed both ways with a pool key; the token never f
     assert.deepEqual([...new Uint8Array(echoed.data as ArrayBuffer)], [1, 2, 3, 4]);
 
     const upstreamClosed = rotator.mock.live.nextClose();
+    const reported = reports.next();
     socket.close(1000, "done");
     await upstreamClosed;
     assert.deepEqual(rotator.mock.live.closes, [1000]);
+    // The session counts like a request: metrics, usage, the request log line.
+    const report = await reported;
+    assert.deepEqual(
+      [report.route, report.model, report.status, report.attempts, report.answeredBy, report.end],
+      ["live", "gemini-live-2.5-flash", 101, 1, "upstream", "complete"],
+    );
+    assert.deepEqual(report.keyIds, [await fingerprint(A)]);
+    const day = pacificDay(Date.now());
+    const [row] = await rotator.app.usage.usage(day, await fingerprint(A));
+    assert.deepEqual([row.model, row.requests, row.successes], ["gemini-live-2.5-flash", 1, 1]);
 
     const [upgrade] = rotator.mock.live.upgrades;
     assert.equal(upgrade.key, A);
@@ -59,7 +83,8 @@ Deno.test("Live API: frames relayed both ways with a pool key; the token never f
 });
 
 Deno.test("Live API: a key refused at connect is rotated to the next", async () => {
-  const rotator = await startRotator({ keys: [A, B] });
+  const reports = sessionReports();
+  const rotator = await startRotator({ keys: [A, B], observers: reports.observers });
   rotator.mock.script(A, { type: "error", fixture: "rpm" });
   try {
     const socket = await open(`${rotator.url.replace("http", "ws")}${PATH}?key=${TOKEN}`);
@@ -70,23 +95,32 @@ Deno.test("Live API: a key refused at connect is rotated to the next", async () 
       [B, true],
     ]);
     const closed = rotator.mock.live.nextClose();
+    const reported = reports.next();
     socket.close();
     await closed;
+    const report = await reported;
+    assert.equal(report.attempts, 2);
+    assert.deepEqual(report.keyIds, [await fingerprint(A), await fingerprint(B)]);
   } finally {
     await rotator.close();
   }
 });
 
 Deno.test("Live API: every key refused closes the client with 1013 and a reason", async () => {
-  const rotator = await startRotator({ keys: [A] });
+  const reports = sessionReports();
+  const rotator = await startRotator({ keys: [A], observers: reports.observers });
   rotator.mock.setDefault({ type: "error", fixture: "rpm" });
   try {
     const socket = await open(`${rotator.url.replace("http", "ws")}${PATH}?key=${TOKEN}`);
     const closed = new Promise<CloseEvent>((resolve) => socket.onclose = resolve);
     socket.send(JSON.stringify({ setup: { model: "models/gemini-live-2.5-flash" } }));
+    const reported = reports.next();
     const event = await closed;
     assert.equal(event.code, 1013);
     assert.match(event.reason, /RESOURCE_EXHAUSTED/);
+    // Reported as the rotator's own answer, so the "no usable key" alert fires for Live too.
+    const report = await reported;
+    assert.deepEqual([report.answeredBy, report.reason], ["rotator", "ALL_KEYS_COOLING"]);
   } finally {
     await rotator.close();
   }
