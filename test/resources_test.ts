@@ -20,6 +20,22 @@ const C = testKey("res-c");
  */
 const SDK_UPLOADS = { sanitizeResources: false };
 
+/** Opens a resumable upload session of a text file of `length` bytes, as the SDKs do. */
+function startUpload(url: string, length: number): Promise<Response> {
+  return fetch(`${url}/upload/v1beta/files`, {
+    method: "POST",
+    headers: {
+      "x-goog-api-key": TOKEN,
+      "x-goog-upload-protocol": "resumable",
+      "x-goog-upload-command": "start",
+      "x-goog-upload-header-content-length": String(length),
+      "x-goog-upload-header-content-type": "text/plain",
+      "content-type": "application/json",
+    },
+    body: JSON.stringify({ file: { mimeType: "text/plain" } }),
+  });
+}
+
 function genai(url: string): GoogleGenAI {
   return new GoogleGenAI({ apiKey: TOKEN, httpOptions: { baseUrl: url } });
 }
@@ -233,18 +249,7 @@ Deno.test("batches: a created batch is polled and cancelled with its project's k
 Deno.test("upload chunks without any key (as py-genai sends them) are accepted for a known session", async () => {
   const rotator = await startRotator({ keys: [A, B] });
   try {
-    const start = await fetch(`${rotator.url}/upload/v1beta/files`, {
-      method: "POST",
-      headers: {
-        "x-goog-api-key": TOKEN,
-        "x-goog-upload-protocol": "resumable",
-        "x-goog-upload-command": "start",
-        "x-goog-upload-header-content-length": "11",
-        "x-goog-upload-header-content-type": "text/plain",
-        "content-type": "application/json",
-      },
-      body: JSON.stringify({ file: { mimeType: "text/plain" } }),
-    });
+    const start = await startUpload(rotator.url, 11);
     assert.equal(start.status, 200);
     await start.body?.cancel();
     const uploadUrl = start.headers.get("x-goog-upload-url")!;
@@ -305,17 +310,7 @@ Deno.test(
         file: new Blob(["x"], { type: "text/plain" }),
         config: { mimeType: "text/plain" },
       });
-      const start = await fetch(`${rotator.url}/upload/v1beta/files`, {
-        method: "POST",
-        headers: {
-          "x-goog-api-key": TOKEN,
-          "x-goog-upload-protocol": "resumable",
-          "x-goog-upload-command": "start",
-          "x-goog-upload-header-content-length": "1",
-          "content-type": "application/json",
-        },
-        body: "{}",
-      });
+      const start = await startUpload(rotator.url, 1);
       await start.body?.cancel();
       const owner = rotator.mock.requests.at(-1)!.key!;
       assert.equal(rotator.mock.requests[0].key, A, "the file is project A's");
