@@ -384,6 +384,34 @@ Deno.test("a key added on one instance is used by another sharing the KV file", 
   }
 });
 
+Deno.test("a key disabled on one running instance is skipped by another within about a second", async () => {
+  const kv = await tempKv();
+  try {
+    await withAdmin({ kv, keys: [A, B] }, async ({ rotator: one }) => {
+      await withAdmin({ kv, keys: [A, B], mock: one.mock }, async ({ rotator: two }) => {
+        const id = await fingerprint(A);
+        await admin(one, "POST", `/admin/api/keys/${id}/disable`, { reason: "billing review" });
+        const { ms } = await eventually("instance two to see the disablement", async () => {
+          const view = (await listed(two)).find((k) => k.id === id);
+          return view?.status === "disabled" ? view : undefined;
+        });
+        assert.ok(ms < 3000, `seen after ${Math.round(ms)} ms`);
+        const before = one.mock.requestsFor(A).length;
+        await send(two, 4);
+        assert.equal(one.mock.requestsFor(A).length, before, "instance two sent A nothing");
+
+        await admin(one, "POST", `/admin/api/keys/${id}/enable`);
+        await eventually("instance two to use the key again", async () => {
+          await send(two, 1);
+          return one.mock.requestsFor(A).length > before;
+        });
+      });
+    });
+  } finally {
+    await kv.dispose();
+  }
+});
+
 Deno.test("the log redacts keys added at run time", async () => {
   await withAdmin({}, async ({ rotator }) => {
     // Not shaped like a Gemini key, so only the redactor's list of known secrets can catch it.
