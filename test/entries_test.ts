@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
 import { edgeHandler } from "../entries/edge.ts";
 import { withoutFunctionName } from "../entries/supabase.ts";
+import { fingerprint } from "../src/keys.ts";
 import { testKey, TOKEN } from "./harness.ts";
 import { startMockUpstream } from "./mock_upstream.ts";
 import { baseEnv, runToExit, spawnUntilReady } from "./subprocess.ts";
@@ -45,6 +46,16 @@ Deno.test("entries/deno.ts started as the start task starts it serves, reports i
     });
     let status;
     try {
+      // One start-up line says what runs: version, address, keys by fingerprint, auth, store.
+      const startedLine = child.output().split("\n").find((l) => l.includes('"msg":"started"'))!;
+      const started = JSON.parse(startedLine);
+      assert.equal(started.version, denoJson.version);
+      assert.equal(started.address, child.ready);
+      assert.equal(started.keys, 1);
+      assert.deepEqual(started.fingerprints, [await fingerprint(A)]);
+      assert.equal(started.auth, "1 access token(s)");
+      assert.equal(started.store, "kv");
+      assert.ok(!startedLine.includes(A) && !startedLine.includes(TOKEN), "no key or token");
       const health = await (await fetch(`${child.ready}/healthz`)).json();
       assert.equal(health.entry, "entries/deno.ts");
       assert.equal(health.platform, "deno");

@@ -459,3 +459,104 @@ Deno.test("HEAD and GET carry no body upstream; hop-by-hop answer fields are not
     await rotator.close();
   }
 });
+
+Deno.test("the request log line says what happened, without the query or any key", async () => {
+  const rotator = await startRotator({ keys: [A, B] });
+  rotator.mock.script(A, { type: "error", fixture: "rpm" });
+  try {
+    const response = await fetch(
+      `${rotator.url}/v1beta/models/gemini-2.5-flash:generateContent?alt=json&key=${TOKEN}`,
+      { method: "POST", headers: { "content-type": "application/json" }, body: "{}" },
+    );
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+    const text = rotator.logs.findLast((line) => line.includes('"msg":"request"'))!;
+    const line = JSON.parse(text);
+    assert.deepEqual(
+      [line.method, line.path, line.model, line.status, line.attempts, line.answeredBy],
+      [
+        "POST",
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+        "gemini-2.5-flash",
+        200,
+        2,
+        "upstream",
+      ],
+    );
+    assert.deepEqual(line.keys, [await fingerprint(A), await fingerprint(B)]);
+    assert.ok(typeof line.upstreamMs === "number" && line.upstreamMs >= 0, text);
+    for (const secret of [A, B, TOKEN]) assert.ok(!text.includes(secret), "no key or token");
+  } finally {
+    await rotator.close();
+  }
+});
+
+Deno.test("/v1alpha paths are Gemini paths: forwarded as they came, with a pool key", async () => {
+  const rotator = await startRotator({ keys: [A] });
+  try {
+    const response = await fetch(
+      `${rotator.url}/v1alpha/models/gemini-2.5-flash:generateContent`,
+      {
+        method: "POST",
+        headers: { "x-goog-api-key": TOKEN, "content-type": "application/json" },
+        body: "{}",
+      },
+    );
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+    const [sent] = rotator.mock.requests;
+    assert.equal(sent.path, "/v1alpha/models/gemini-2.5-flash:generateContent");
+    assert.equal(sent.key, A);
+  } finally {
+    await rotator.close();
+  }
+});
+
+Deno.test("attempts are bounded in count (MAX_ATTEMPTS) and in time (RETRY_BUDGET_MS)", async () => {
+  const keys = [A, B, C, testKey("delta")];
+  // Each key in its own project; the first three are rate-limited, the fourth is fine.
+  const clock = new FakeClock();
+  // Every upstream call takes 600 ms of the fake clock.
+  const slow: typeof fetch = async (input, init) => {
+    clock.advance(600);
+    return await fetch(input, init);
+  };
+  const limits: Record<string, string>[] = [{ MAX_ATTEMPTS: "2" }, { RETRY_BUDGET_MS: "1000" }];
+  for (const env of limits) {
+    const rotator = await startRotator({ keys, clock, fetch: slow, env });
+    for (const key of keys.slice(0, 3)) rotator.mock.script(key, { type: "error", fixture: "rpm" });
+    try {
+      const response = await generate(rotator);
+      assert.equal(response.status, 429, JSON.stringify(env));
+      assert.equal(response.headers.get("retry-after"), "1", "another key may have quota");
+      const body = await response.json();
+      assert.equal(body.error.details[0].reason, "ATTEMPTS_EXHAUSTED");
+      // Two attempts either way: the count, or 1.2 s of the 1 s budget spent after the second.
+      assert.deepEqual(rotator.mock.requests.map((r) => r.key), [A, B]);
+    } finally {
+      await rotator.close();
+    }
+  }
+});
+
+Deno.test("a spending cap cools the whole project for every model; a 402 disables it", async () => {
+  const D = testKey("delta");
+  for (const [fixture, why] of [["spend_cap", "cooling"], ["prepay", "disabled"]] as const) {
+    const rotator = await startRotator({ keys: [`p1:${A}`, `p1:${B}`, `p2:${C}`, `p3:${D}`] });
+    rotator.mock.script(A, { type: "error", fixture });
+    try {
+      const first = await generate(rotator, "gemini-2.5-flash");
+      assert.equal(first.status, 200, fixture);
+      await first.body?.cancel();
+      for (let i = 0; i < 4; i++) {
+        const other = await generate(rotator, i % 2 ? "gemini-2.5-pro" : "gemini-2.5-flash");
+        assert.equal(other.status, 200);
+        await other.body?.cancel();
+      }
+      assert.equal(rotator.mock.requestsFor(B).length, 0, `project p1 is ${why} for every model`);
+      assert.equal(rotator.mock.requestsFor(A).length, 1);
+    } finally {
+      await rotator.close();
+    }
+  }
+});
