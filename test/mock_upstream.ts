@@ -285,19 +285,22 @@ export function startMockUpstream(options: MockOptions = {}): MockUpstream {
         const controller = new AbortController();
         controllers.add(controller);
         const body = new ReadableStream<Uint8Array>({
+          // OpenAI-compatible streams are SSE; native ones SSE with alt=sse, else a JSON array.
           async pull(c) {
             if (sent > 0 && interval > 0) {
               await new Promise((r) => timer = setTimeout(r, interval));
             }
             if (sent < chunks) {
               c.enqueue(
-                encoder.encode(streamEvent(sse || !streaming, sent, chunks, `chunk ${sent}`)),
+                encoder.encode(
+                  streamEvent(sse || openaiStream || !streaming, sent, chunks, `chunk ${sent}`),
+                ),
               );
               sent++;
               return;
             }
             if (behavior.type === "slow_stream") {
-              if (!sse && streaming) c.enqueue(encoder.encode("]"));
+              if (!sse && !openaiStream && streaming) c.enqueue(encoder.encode("]"));
               c.close();
             } else if (behavior.type === "reset") {
               // Let the server send the headers and chunks first: Deno 2.5's Deno.serve drops a

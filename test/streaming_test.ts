@@ -104,6 +104,33 @@ Deno.test("an upstream reset mid-stream ends the SSE stream with an error event"
   }
 });
 
+Deno.test("an OpenAI-compatible stream cut mid-way ends with an error event too, chunk by chunk until then", async () => {
+  const rotator = await startRotator({ keys: [A, B] });
+  rotator.mock.setDefault({ type: "reset", chunks: 2 });
+  try {
+    const response = await fetch(`${rotator.url}/v1beta/openai/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        model: "gemini-2.5-flash",
+        stream: true,
+        messages: [{ role: "user", content: "Tell me a story" }],
+      }),
+    });
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get("content-type") ?? "", /text\/event-stream/);
+    const { text, times } = await readTimed(response);
+    assert.ok(times.length >= 2, "relayed as it came, not read whole");
+    const events = text.split("\r\n\r\n").filter(Boolean).map((e) => JSON.parse(e.slice(6)));
+    assert.equal(events.length, 3);
+    assert.equal(events[2].error.code, 503);
+    assert.match(events[2].error.message, /incomplete/);
+    assert.equal(rotator.mock.requests.length, 1, "no second generation after bytes were sent");
+  } finally {
+    await rotator.close();
+  }
+});
+
 Deno.test("an upstream reset mid-array ends the JSON array with an error element", async () => {
   const rotator = await startRotator({ keys: [A] });
   rotator.mock.setDefault({ type: "reset", chunks: 2 });
