@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { FakeClock, generate, startRotator, testKey } from "./harness.ts";
+import { FakeClock, generate, startRotator, testKey, TOKEN } from "./harness.ts";
 import { parsePrometheusText } from "./prom_text.ts";
 import { startWebhookReceiver } from "./webhook_receiver.ts";
 
@@ -98,6 +98,21 @@ Deno.test("/metrics is off without a token, refuses a wrong one, and its counter
     await drain(await generate(rotator));
     const later = await scrape();
     assert.equal(later.value("gemini_rotator_requests_total", ok), 4, "counters only grow");
+
+    // A streamed answer's first bytes are timed (as is every complete answer's).
+    const ttfb = later.value("gemini_rotator_time_to_first_byte_seconds_count")!;
+    const streamed = await fetch(
+      `${rotator.url}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse`,
+      { method: "POST", headers: { "x-goog-api-key": TOKEN }, body: "{}" },
+    );
+    assert.match(await streamed.text(), /^data: /);
+    const last = await scrape();
+    assert.equal(last.value("gemini_rotator_time_to_first_byte_seconds_count"), ttfb + 1);
+    assert.equal(
+      last.value("gemini_rotator_requests_total", ok),
+      5,
+      "the stream is a request too",
+    );
   } finally {
     await rotator.close();
   }
