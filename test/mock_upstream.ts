@@ -483,6 +483,10 @@ function openAiAnswer(path: string, req: RecordedRequest, text: string): Respons
       usage: { prompt_tokens: 3, total_tokens: 3 },
     });
   }
+  if (path.endsWith("/images/generations")) {
+    // Google's OpenAI-compatible image generation (Imagen): base64 images.
+    return json({ created: 1764000000, data: [{ b64_json: btoa("mock image bytes") }] });
+  }
   if (path.endsWith("/models")) {
     return json({
       object: "list",

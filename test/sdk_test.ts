@@ -163,13 +163,29 @@ Deno.test("openai: chat completions, streaming and not, with a 429 on the first 
     assert.equal(text, "Hello from the mock");
     // A's per-day cooldown holds for this model: it was not tried again.
     assert.equal(rotator.mock.requestsFor(A).length, 1);
+
+    // A stream whose first key answers 429 (before any byte) is retried on another key. (A new
+    // model's rotation starts at A; the mock repeats a script's last answer.)
+    rotator.mock.script(A, { type: "error", fixture: "rpm" });
+    rotator.mock.script(B, { type: "ok" });
+    const sent = rotator.mock.requests.length;
+    const retried = await client.chat.completions.create({
+      model: "gemini-2.5-pro",
+      messages: [{ role: "user", content: "Say hello" }],
+      stream: true,
+    });
+    let again = "";
+    for await (const chunk of retried) again += chunk.choices[0]?.delta?.content ?? "";
+    assert.equal(again, "Hello from the mock");
+    assert.deepEqual(rotator.mock.requests.slice(sent).map((r) => r.key), [A, B]);
   } finally {
     await rotator.close();
   }
 });
 
-Deno.test("openai: embeddings and models list", async () => {
-  const rotator = await startRotator({ keys: [A] });
+Deno.test("openai: embeddings, models list and images, the first key rate-limited", async () => {
+  const rotator = await startRotator({ keys: [A, B] });
+  rotator.mock.script(A, { type: "error", fixture: "rpm" }, { type: "ok" });
   try {
     const client = openai(rotator.url);
     const embedding = await client.embeddings.create({
@@ -179,6 +195,22 @@ Deno.test("openai: embeddings and models list", async () => {
     assert.equal(embedding.data[0].embedding.length, 3);
     const models = await client.models.list();
     assert.ok(models.data.some((m) => m.id === "models/gemini-2.5-flash"));
+    const image = await client.images.generate({
+      model: "imagen-4.0-generate-001",
+      prompt: "a lighthouse",
+      response_format: "b64_json",
+      n: 1,
+    });
+    assert.equal(atob(image.data![0].b64_json!), "mock image bytes");
+    const paths = rotator.mock.requests.map((r) => [r.path, r.key]);
+    assert.deepEqual(paths.slice(0, 2), [
+      ["/v1beta/openai/embeddings", A],
+      ["/v1beta/openai/embeddings", B],
+    ], "the 429 on A was retried on B");
+    assert.equal(paths.at(-1)![0], "/v1beta/openai/images/generations");
+    assert.ok(
+      rotator.mock.requests.every((r) => r.headers.get("authorization")?.startsWith("Bearer AIza")),
+    );
   } finally {
     await rotator.close();
   }
