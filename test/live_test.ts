@@ -126,6 +126,37 @@ Deno.test("Live API: every key refused closes the client with 1013 and a reason"
   }
 });
 
+Deno.test("Live API: the upstream closing the session closes the client's, with its code and reason", async () => {
+  const rotator = await startRotator({ keys: [A] });
+  try {
+    const socket = await open(`${rotator.url.replace("http", "ws")}${PATH}?key=${TOKEN}`);
+    const closed = new Promise<CloseEvent>((resolve) => socket.onclose = resolve);
+    socket.send(JSON.stringify({ setup: { model: "models/gemini-live-2.5-flash" } }));
+    await nextMessage(socket);
+    socket.send(JSON.stringify({ mockClose: { code: 1011, reason: "session ended upstream" } }));
+    const event = await closed;
+    assert.deepEqual([event.code, event.reason], [1011, "session ended upstream"]);
+  } finally {
+    await rotator.close();
+  }
+});
+
+Deno.test("Live API: the Constrained endpoint (ephemeral tokens) is relayed on its own path", async () => {
+  const rotator = await startRotator({ keys: [A] });
+  try {
+    const constrained = PATH.replace("v1beta", "v1alpha") + "Constrained";
+    const socket = await open(`${rotator.url.replace("http", "ws")}${constrained}?key=${TOKEN}`);
+    socket.send(JSON.stringify({ setup: { model: "models/gemini-live-2.5-flash" } }));
+    assert.deepEqual(JSON.parse((await nextMessage(socket)).data), { setupComplete: {} });
+    assert.equal(rotator.mock.live.upgrades[0].path, constrained);
+    const closed = rotator.mock.live.nextClose();
+    socket.close();
+    await closed;
+  } finally {
+    await rotator.close();
+  }
+});
+
 Deno.test("Live API: a wrong token is refused at the upgrade, nothing sent upstream", async () => {
   const rotator = await startRotator({ keys: [A] });
   try {

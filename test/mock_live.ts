@@ -1,12 +1,14 @@
 /**
  * The mock's Live API endpoint: a WebSocket that answers `setup` with `setupComplete` and each
  * `clientContent` turn with a model turn, echoes binary frames, and refuses the handshake with
- * 429 for keys scripted to fail, as Google does when a key is out of quota.
+ * 429 for keys scripted to fail, as Google does when a key is out of quota. A test may ask it to
+ * close its side (`{"mockClose": {"code", "reason"}}`), as Google does when a session ends.
  */
 
 import type { Behavior } from "./mock_upstream.ts";
 
 export interface LiveUpgrade {
+  readonly path: string;
   readonly key: string | undefined;
   readonly search: string;
   readonly headers: Headers;
@@ -32,7 +34,13 @@ export class MockLive {
     const key = req.headers.get("x-goog-api-key") ?? undefined;
     const behavior = this.behaviorFor(key);
     const accepted = behavior.type === "ok";
-    this.upgrades.push({ key, search: url.search, headers: new Headers(req.headers), accepted });
+    this.upgrades.push({
+      path: url.pathname,
+      key,
+      search: url.search,
+      headers: new Headers(req.headers),
+      accepted,
+    });
     if (!accepted) {
       return new Response('{"error":{"code":429,"status":"RESOURCE_EXHAUSTED"}}', { status: 429 });
     }
@@ -47,6 +55,7 @@ export class MockLive {
       this.received.push(event.data);
       const message = JSON.parse(event.data);
       if (message.setup) socket.send(JSON.stringify({ setupComplete: {} }));
+      if (message.mockClose) socket.close(message.mockClose.code, message.mockClose.reason);
       if (message.clientContent) {
         socket.send(JSON.stringify({
           serverContent: {
