@@ -1,7 +1,8 @@
 /**
  * The status page in a real browser: headless Chromium (the Debian package) driven by
  * playwright-core loads /admin/ from a running rotator in front of the mock upstream, logs in,
- * sees the keys, disables one, and the effect is checked through the admin API. Screenshots at
+ * sees the keys, disables, checks and adds one and clears cooldowns, and the effect is checked
+ * through the admin API. Screenshots at
  * desktop and phone width go to test-results/ (gitignored).
  *
  * Chromium missing is a failure, not a skip: CI installs it (.ci/run), so a silent skip would
@@ -10,7 +11,8 @@
 
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { generate, startRotator, testKey } from "./harness.ts";
+import { fingerprint } from "../src/keys.ts";
+import { generate, KEY_SECRET, startRotator, testKey } from "./harness.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ADMIN_TOKEN = "browser-admin-token-0123456789";
@@ -19,6 +21,7 @@ const RESULTS = new URL("../test-results/", import.meta.url);
 const A = testKey("alpha");
 const B = testKey("bravo");
 const C = testKey("charlie");
+const D = testKey("delta-added");
 
 async function requireChromium(): Promise<void> {
   try {
@@ -32,15 +35,19 @@ async function requireChromium(): Promise<void> {
 }
 
 Deno.test({
-  name: "the status page logs in, lists the keys, disables one, and works at phone width",
+  name:
+    "the status page logs in, lists the keys, disables, checks and adds keys, clears cooldowns, and works at phone width",
   // Playwright keeps a pipe to the browser process for the whole test.
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
     await requireChromium();
-    const rotator = await startRotator({ keys: [A, `team:${B}`, C], env: { ADMIN_TOKEN } });
+    const rotator = await startRotator({
+      keys: [A, `team:${B}`, C],
+      env: { ADMIN_TOKEN, KEY_ENCRYPTION_SECRET: KEY_SECRET },
+    });
     rotator.mock.script(A, { type: "error", fixture: "rpm" });
-    const [keyA, keyB] = rotator.keys;
+    const [keyA, keyB, keyC] = rotator.keys;
     for (let i = 0; i < 4; i++) await (await generate(rotator)).body?.cancel();
 
     const profile = await Deno.makeTempDir({ prefix: "rotator-chromium-" });
@@ -126,6 +133,29 @@ Deno.test({
       const answer = await generate(rotator);
       await answer.body?.cancel();
       assert.notEqual(answer.headers.get("x-rotator-key"), keyB.id);
+
+      // The other operations: check a key, clear a cooldown, add a key.
+      const rowC = page.locator(`tr[data-key-id="${keyC.id}"]`);
+      await rowC.getByRole("button", { name: "Check" }).click();
+      await page.getByText(`Key ${keyC.id}: upstream answered 200 (ok).`).waitFor();
+      rotator.mock.script(A, { type: "ok" });
+      await rowA.getByRole("button", { name: "Clear cooldown" }).click();
+      await page.getByText(`Cleared 1 cooldown(s) of key ${keyA.id}.`).waitFor();
+      await page.locator(`tr[data-key-id="${keyA.id}"][data-status="ok"]`).waitFor();
+      await page.getByLabel("Keys, one per line").fill(`extra:${D}`);
+      await page.getByLabel("Label (optional)").fill("from the page");
+      await page.getByRole("button", { name: "Add", exact: true }).click();
+      await page.getByText("Added 1 key(s).").waitFor();
+      const added = page.locator(`tr[data-key-id="${await fingerprint(D)}"]`);
+      await added.waitFor();
+      assert.match(await added.innerText(), /from the page/);
+      assert.equal(
+        await page.getByLabel("Keys, one per line").inputValue(),
+        "",
+        "the key left the page",
+      );
+      await page.getByRole("button", { name: "Clear all cooldowns" }).click();
+      await page.getByText(/^Cleared \d+ cooldown\(s\)\.$/).waitFor();
 
       await page.screenshot({ path: new URL("status-page-desktop.png", RESULTS).pathname });
 
