@@ -2,8 +2,7 @@
  * The status page in a real browser: headless Chromium (the Debian package) driven by
  * playwright-core loads /admin/ from a running rotator in front of the mock upstream, logs in,
  * sees the keys, disables, checks and adds one and clears cooldowns, and the effect is checked
- * through the admin API. Screenshots at
- * desktop and phone width go to test-results/ (gitignored).
+ * through the admin API. Screenshots at desktop and phone width go to test-results/ (gitignored).
  *
  * Chromium missing is a failure, not a skip: CI installs it (.ci/run), so a silent skip would
  * hide a broken page.
