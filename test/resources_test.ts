@@ -350,3 +350,29 @@ Deno.test(
     }
   },
 );
+
+Deno.test("an upload chunk larger than MAX_BODY_BYTES streams through to Google whole, with the session's key", async () => {
+  const rotator = await startRotator({ keys: [A, B], env: { MAX_BODY_BYTES: "1024" } });
+  try {
+    const start = await startUpload(rotator.url, 5000);
+    assert.equal(start.status, 200);
+    await start.body?.cancel();
+    const payload = new Uint8Array(5000).map((_, i) => i % 251);
+    const chunk = await fetch(start.headers.get("x-goog-upload-url")!, {
+      method: "POST",
+      headers: {
+        "x-goog-api-key": TOKEN,
+        "x-goog-upload-command": "upload, finalize",
+        "x-goog-upload-offset": "0",
+      },
+      body: payload,
+    });
+    assert.equal(chunk.status, 200, "not refused for its size: chunks are not buffered");
+    assert.equal((await chunk.json()).file.sizeBytes, "5000");
+    const [opened, sent] = rotator.mock.requests;
+    assert.equal(sent.key, opened.key, "the chunk used the session's key");
+    assert.deepEqual(sent.bytes, payload, "byte for byte");
+  } finally {
+    await rotator.close();
+  }
+});
