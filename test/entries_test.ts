@@ -74,6 +74,39 @@ Deno.test("entries/deno.ts started as the start task starts it serves, reports i
   }
 });
 
+Deno.test("entries/deno.ts runs without deno.json's unstable flags, as Deno Deploy runs it", async () => {
+  const mock = startMockUpstream();
+  const cwd = await Deno.makeTempDir();
+  try {
+    const child = await spawnUntilReady({
+      // --no-config: no "unstable" list (Deploy takes none); KV is Deploy's own, so memory here.
+      args: ["run", "--no-config", "--allow-all", `${ROOT}/entries/deno.ts`],
+      env: { ...rotatorEnv(mock.url), HOST: "127.0.0.1", PORT: "0", STATE: "memory" },
+      cwd,
+      ready: /"msg":"started".*"address":"(http:\/\/[^"]+)"/,
+    });
+    try {
+      const response = await generate(`${child.ready}${GENERATE}`);
+      assert.equal(response.status, 200);
+      assert.match(await response.text(), /Hello from the mock/);
+      const stream = await fetch(
+        `${child.ready}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse`,
+        {
+          method: "POST",
+          headers: { "x-goog-api-key": TOKEN },
+          body: "{}",
+        },
+      );
+      assert.match(await stream.text(), /^data: /);
+    } finally {
+      await child.stop("SIGTERM");
+    }
+  } finally {
+    await mock.close();
+    await Deno.remove(cwd, { recursive: true });
+  }
+});
+
 Deno.test("entries/deno.ts takes its whole configuration from .env, the store's variables too", async () => {
   const mock = startMockUpstream();
   const cwd = await Deno.makeTempDir();
