@@ -62,6 +62,11 @@ function lastIndexOf(bytes: Uint8Array, needle: Uint8Array): number {
 const TOKEN_FIELDS =
   /"(promptTokenCount|totalTokenCount|candidatesTokenCount|prompt_tokens|completion_tokens)"\s*:\s*(\d+)/g;
 
+const DAY_MS = 86_400_000;
+
+/** Usage rows are kept this many days: a month of history, and then some. */
+export const USAGE_RETENTION_DAYS = 35;
+
 export interface UsageRecorderOptions {
   readonly now: () => number;
   readonly log: Logger;
@@ -77,6 +82,8 @@ export class UsageRecorder {
   #rows = 0;
   #lastFlush = 0;
   #flushing: Promise<void> = Promise.resolve();
+  /** The day whose flush last pruned old rows: once a day per instance. */
+  #prunedOn = "";
 
   constructor(store: StateStore, options: UsageRecorderOptions) {
     this.#store = store;
@@ -118,8 +125,15 @@ export class UsageRecorder {
     const rows = [...this.#pendingRows()];
     this.#pending = new Map();
     this.#rows = 0;
-    this.#lastFlush = this.#options.now();
-    this.#flushing = this.#flushing.then(() => this.#store.addUsage(rows)).catch((error) => {
+    const now = this.#options.now();
+    this.#lastFlush = now;
+    const today = pacificDay(now);
+    const prune = today !== this.#prunedOn;
+    this.#prunedOn = today;
+    this.#flushing = this.#flushing.then(async () => {
+      await this.#store.addUsage(rows);
+      if (prune) await this.#store.pruneUsage(pacificDay(now - USAGE_RETENTION_DAYS * DAY_MS));
+    }).catch((error) => {
       this.#options.log.warn("usage counters could not be written", {
         error: describeError(error),
         rows: rows.length,

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { silentLogger } from "./log.ts";
 import { MemoryStore } from "./state/memory.ts";
-import { tokensFromTail, UsageRecorder } from "./usage.ts";
+import { emptyCounts } from "./state/store.ts";
+import { tokensFromTail, USAGE_RETENTION_DAYS, UsageRecorder } from "./usage.ts";
 
 Deno.test("UsageRecorder.count() files counts under the Pacific day, across midnight both ways", async () => {
   // 2026-11-26 07:59:59 UTC is 23:59:59 PST on the 25th; a second later it is the 26th.
@@ -19,6 +20,22 @@ Deno.test("UsageRecorder.count() files counts under the Pacific day, across midn
 });
 
 const bytes = (text: string) => new TextEncoder().encode(text);
+
+Deno.test(`UsageRecorder keeps ${USAGE_RETENTION_DAYS} days of rows: older ones go at the day's first flush`, async () => {
+  const now = Date.UTC(2026, 10, 26, 18, 0, 0); // 10:00 on the 26th, Pacific
+  const store = new MemoryStore();
+  const old = { keyId: "k", model: "m", ...emptyCounts(), requests: 1 };
+  await store.addUsage([
+    { ...old, day: "2026-10-21" }, // 36 days before
+    { ...old, day: "2026-10-22" }, // 35 days before: kept
+  ]);
+  const usage = new UsageRecorder(store, { now: () => now, log: silentLogger, flushIntervalMs: 0 });
+  usage.count("k", "m", { requests: 1 });
+  await usage.flush();
+  assert.equal((await store.usage("2026-10-21")).length, 0);
+  assert.equal((await store.usage("2026-10-22")).length, 1);
+  assert.equal((await store.usage("2026-11-26"))[0].requests, 1);
+});
 
 Deno.test("tokensFromTail() reads a whole answer's usageMetadata", () => {
   const answer = JSON.stringify({

@@ -157,6 +157,29 @@ export class KvStore implements StateStore {
     }
   }
 
+  async pruneUsage(beforeDay: string): Promise<number> {
+    // Usage keys start with the day (YYYY-MM-DD sorts as dates do): one range covers every
+    // earlier day. Deleted a batch per commit.
+    const days = new Set<string>();
+    let batch: Deno.KvKey[] = [];
+    const commit = async () => {
+      const keys = batch;
+      batch = [];
+      await this.#commit(() => {
+        const op = this.#kv.atomic();
+        for (const key of keys) op.delete(key);
+        return op;
+      });
+    };
+    for await (const entry of this.#kv.list({ start: [...USAGE], end: [...USAGE, beforeDay] })) {
+      days.add(String(entry.key[USAGE.length]));
+      batch.push(entry.key);
+      if (batch.length >= USAGE_MUTATIONS_PER_COMMIT) await commit();
+    }
+    if (batch.length > 0) await commit();
+    return days.size;
+  }
+
   async usage(day: string, keyId?: string): Promise<UsageRow[]> {
     const prefix = keyId === undefined ? [...USAGE, day] : [...USAGE, day, keyId];
     const rows = new Map<string, UsageRow>();

@@ -81,6 +81,16 @@ export class MemoryStore implements StateStore {
     );
   }
 
+  pruneUsage(beforeDay: string): Promise<number> {
+    const days = new Set<string>();
+    for (const [id, row] of this.#usage) {
+      if (row.day >= beforeDay) continue;
+      days.add(row.day);
+      this.#usage.delete(id);
+    }
+    return Promise.resolve(days.size);
+  }
+
   listKeys(): Promise<StoredKeyRecord[]> {
     return Promise.resolve(
       [...this.#keys.values()].map(copyKey).sort((a, b) =>

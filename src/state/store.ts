@@ -69,6 +69,8 @@ export interface StateStore {
   addUsage(rows: readonly UsageRow[]): Promise<void>;
   /** Usage rows of one day, optionally of one key. */
   usage(day: string, keyId?: string): Promise<UsageRow[]>;
+  /** Deletes the usage rows of days before `day` (YYYY-MM-DD); returns how many days' rows went. */
+  pruneUsage(beforeDay: string): Promise<number>;
   /** Keys added at run time (sealed), oldest first. */
   listKeys(): Promise<StoredKeyRecord[]>;
   /**

@@ -156,6 +156,20 @@ export function runStoreContract(name: string, factory: StoreFactory): void {
     assert.equal(rows.length, 2);
   });
 
+  test("pruneUsage() deletes the days before the one given, and only those", async (store) => {
+    await store.addUsage([
+      usage({ day: "2026-10-20" }),
+      usage({ day: "2026-10-20", keyId: "cccccccccccc" }),
+      usage({ day: "2026-10-21" }),
+      usage({ day: "2026-10-22" }),
+    ]);
+    assert.equal(await store.pruneUsage("2026-10-22"), 2, "two days' rows went");
+    assert.equal((await store.usage("2026-10-20")).length, 0);
+    assert.equal((await store.usage("2026-10-21")).length, 0);
+    assert.equal((await store.usage("2026-10-22")).length, 1, "the day given is kept");
+    assert.equal(await store.pruneUsage("2026-10-22"), 0, "nothing left to prune");
+  });
+
   test("usage() filters by day and key", async (store) => {
     await store.addUsage([
       usage(),
