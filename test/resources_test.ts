@@ -301,15 +301,18 @@ Deno.test("a file no project can see: each project asked once, then Google's 403
 
 Deno.test(
   "a resource's key is disabled: 503 OWNER_UNAVAILABLE naming it; an open upload gets 409",
-  SDK_UPLOADS,
   async () => {
     const rotator = await startRotator({ keys: [A, B], env: { ADMIN_TOKEN } });
     try {
-      const ai = genai(rotator.url);
-      const file = await ai.files.upload({
-        file: new Blob(["x"], { type: "text/plain" }),
-        config: { mimeType: "text/plain" },
+      // A file uploaded in one chunk (plain HTTP: every body is read, nothing left open).
+      const first = await startUpload(rotator.url, 1);
+      await first.body?.cancel();
+      const finalized = await fetch(first.headers.get("x-goog-upload-url")!, {
+        method: "POST",
+        headers: { "x-goog-upload-command": "upload, finalize", "x-goog-upload-offset": "0" },
+        body: "x",
       });
+      const { file } = await finalized.json();
       const start = await startUpload(rotator.url, 1);
       await start.body?.cancel();
       const owner = rotator.mock.requests.at(-1)!.key!;
