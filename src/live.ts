@@ -3,7 +3,8 @@
  * checked like any request, the client's first message (`setup`, which names the model) picks
  * a key usable for that model, the upstream socket opens with the key in the x-goog-api-key
  * header (never the URL), and frames are relayed both ways as they come. A key refused at the
- * handshake is rotated to the next; a close or error on either side closes the other.
+ * handshake is rotated to the next; a close or error on either side closes the other. When it
+ * ends, the session is reported like a request (the log line, metrics, usage, alerts).
  *
  * Endpoint and key placement: https://ai.google.dev/api/live; ../shared/gemini-api-facts.md §1.4
  * (js-genai sends `?key=`, py-genai the x-goog-api-key header).
