@@ -132,7 +132,7 @@ export class UsageRecorder {
     this.#prunedOn = today;
     this.#flushing = this.#flushing.then(async () => {
       await this.#store.addUsage(rows);
-      if (prune) await this.#store.pruneUsage(pacificDay(now - USAGE_RETENTION_DAYS * DAY_MS));
+      if (prune) await this.#pruneBefore(pacificDay(now - USAGE_RETENTION_DAYS * DAY_MS));
     }).catch((error) => {
       this.#options.log.warn("usage counters could not be written", {
         error: describeError(error),
@@ -140,6 +140,18 @@ export class UsageRecorder {
       });
     });
     return this.#flushing;
+  }
+
+  /** Deletes the rows of days before `day`; a failure is logged, and tried again tomorrow. */
+  async #pruneBefore(day: string): Promise<void> {
+    try {
+      await this.#store.pruneUsage(day);
+    } catch (error) {
+      this.#options.log.warn("old usage counters could not be deleted", {
+        error: describeError(error),
+        before: day,
+      });
+    }
   }
 
   /** Today's rows as stored plus what is not yet written. */
