@@ -112,6 +112,15 @@ export class FakeClock implements Clock {
   };
 }
 
+/** The text an OpenAI-style chat stream carried: its chunks' deltas, joined. */
+export async function streamedChatText(
+  stream: AsyncIterable<{ choices: { delta?: { content?: string | null } }[] }>,
+): Promise<string> {
+  let text = "";
+  for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+  return text;
+}
+
 /** A generateContent call through the rotator, as a plain HTTP client would make it. */
 export function generate(
   rotator: Rotator,

@@ -14,7 +14,7 @@ import {
   startRotator,
   testKey,
 } from "./harness.ts";
-import { fixture } from "./mock_upstream.ts";
+import { rpmBody } from "./mock_upstream.ts";
 
 const A = testKey("limits-a");
 const FLASH = "gemini-2.5-flash";
@@ -22,10 +22,7 @@ const PRO = "gemini-2.5-pro";
 
 /** Google's per-minute 429 stating `limit`, with a RetryInfo delay in seconds. */
 function rpm(limit: number, seconds: number) {
-  const body = JSON.parse(fixture("rpm").body);
-  body.error.details[0].violations[0].quotaValue = String(limit);
-  body.error.details[2].retryDelay = `${seconds}s`;
-  return { type: "raw" as const, status: 429, body: JSON.stringify(body) };
+  return { type: "raw" as const, status: 429, body: rpmBody(seconds, limit) };
 }
 
 type Bucket = Record<string, unknown>;

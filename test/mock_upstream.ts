@@ -46,6 +46,17 @@ export function fixture(name: FixtureName): { status: number; body: string } {
   return { status, body };
 }
 
+/**
+ * Google's real per-minute 429 body (fixture `rpm`) with a chosen RetryInfo delay, in seconds,
+ * and, when given, a chosen stated limit (`quotaValue`).
+ */
+export function rpmBody(seconds: number, limit?: number): string {
+  const body = JSON.parse(fixture("rpm").body);
+  if (limit !== undefined) body.error.details[0].violations[0].quotaValue = String(limit);
+  body.error.details[2].retryDelay = `${seconds}s`;
+  return JSON.stringify(body);
+}
+
 export type Behavior =
   /** A normal answer for the path (generate, stream, OpenAI chat, models, embeddings...). */
   | { readonly type: "ok"; readonly text?: string }
@@ -194,10 +205,7 @@ export function startMockUpstream(options: MockOptions = {}): MockUpstream {
         if (used >= behavior.limit) {
           refused.push({ at: t, key: req.key });
           const delay = ((windowIndex + 1) * behavior.windowMs - t) / 1000;
-          const body = JSON.parse(fixture("rpm").body);
-          body.error.details[0].violations[0].quotaValue = String(behavior.limit);
-          body.error.details[2].retryDelay = `${delay}s`;
-          return new Response(JSON.stringify(body), {
+          return new Response(rpmBody(delay, behavior.limit), {
             status: 429,
             headers: { "content-type": "application/json" },
           });

@@ -7,7 +7,14 @@
 import assert from "node:assert/strict";
 import { GoogleGenAI } from "@google/genai";
 import OpenAI from "openai";
-import { generate, type Rotator, startRotator, testKey, TOKEN } from "./harness.ts";
+import {
+  generate,
+  type Rotator,
+  startRotator,
+  streamedChatText,
+  testKey,
+  TOKEN,
+} from "./harness.ts";
 import { startMockOpenAiProvider } from "./mock_openai_provider.ts";
 import { startWebhookReceiver } from "./webhook_receiver.ts";
 
@@ -133,9 +140,7 @@ Deno.test("the OpenAI SDK gets its answer from the provider, model name mapped",
       messages: [{ role: "user", content: "hi" }],
       stream: true,
     });
-    let text = "";
-    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
-    assert.equal(text, "Hello via OpenRouter");
+    assert.equal(await streamedChatText(stream), "Hello via OpenRouter");
     assert.ok(provider.requests.every((r) => r.json?.model === "google/gemini-2.5-flash"));
   });
 });

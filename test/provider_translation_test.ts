@@ -24,6 +24,7 @@ import {
   type ProviderFixtureName,
   startMockOpenAiProvider,
 } from "./mock_openai_provider.ts";
+import { streamedChatText } from "./harness.ts";
 
 const [KEY] = await toPoolKeys([{ value: "sk-or-v1-test0123456789abcdef0123456789" }]);
 
@@ -277,9 +278,7 @@ Deno.test("the OpenAI SDK talks to the mock provider as to OpenRouter, streams a
       messages: [{ role: "user", content: "Hi" }],
       stream: true,
     });
-    let text = "";
-    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
-    assert.equal(text, "streamed words here");
+    assert.equal(await streamedChatText(stream), "streamed words here");
 
     mock.script(KEY.value, { type: "error", fixture: "rate_limited" });
     await assert.rejects(

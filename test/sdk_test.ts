@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { ApiError, GoogleGenAI } from "@google/genai";
 import OpenAI from "openai";
-import { FakeClock, startRotator, testKey, TOKEN } from "./harness.ts";
+import { FakeClock, startRotator, streamedChatText, testKey, TOKEN } from "./harness.ts";
 
 const A = testKey("alpha");
 const B = testKey("bravo");
@@ -158,9 +158,7 @@ Deno.test("openai: chat completions, streaming and not, with a 429 on the first 
       messages: [{ role: "user", content: "Say hello" }],
       stream: true,
     });
-    let text = "";
-    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
-    assert.equal(text, "Hello from the mock");
+    assert.equal(await streamedChatText(stream), "Hello from the mock");
     // A's per-day cooldown holds for this model: it was not tried again.
     assert.equal(rotator.mock.requestsFor(A).length, 1);
 
@@ -174,9 +172,7 @@ Deno.test("openai: chat completions, streaming and not, with a 429 on the first 
       messages: [{ role: "user", content: "Say hello" }],
       stream: true,
     });
-    let again = "";
-    for await (const chunk of retried) again += chunk.choices[0]?.delta?.content ?? "";
-    assert.equal(again, "Hello from the mock");
+    assert.equal(await streamedChatText(retried), "Hello from the mock");
     assert.deepEqual(rotator.mock.requests.slice(sent).map((r) => r.key), [A, B]);
   } finally {
     await rotator.close();

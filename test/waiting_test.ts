@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import type { WaitEvent } from "../src/events.ts";
 import { generate, ManualClock, type Rotator, startRotator, testKey, TOKEN } from "./harness.ts";
-import { fixture } from "./mock_upstream.ts";
+import { rpmBody } from "./mock_upstream.ts";
 
 const A = testKey("wait-a");
 const B = testKey("wait-b");
@@ -16,9 +16,7 @@ const M = "gemini-2.5-flash";
 
 /** Google's per-minute 429 with a chosen RetryInfo delay. */
 function rpm(seconds: number) {
-  const body = JSON.parse(fixture("rpm").body);
-  body.error.details[2].retryDelay = `${seconds}s`;
-  return { type: "raw" as const, status: 429, body: JSON.stringify(body) };
+  return { type: "raw" as const, status: 429, body: rpmBody(seconds) };
 }
 
 /** Resolves when the next request starts waiting. */
