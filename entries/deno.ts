@@ -37,6 +37,8 @@ async function main(): Promise<void> {
       publicPlatform: platform === "deno-deploy",
       writeLog: out.write,
       webSockets: denoWebSockets,
+      // app.fetch below is Deno.serve's handler and nothing else reads its responses.
+      releaseStreamChunks: true,
     });
   } catch (error) {
     if (error instanceof ConfigError || error instanceof DotenvError) {

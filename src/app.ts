@@ -54,6 +54,12 @@ export interface AppDeps {
   readonly fetch?: typeof fetch;
   /** WebSocket plumbing of the runtime, for the Live API; without it Live answers 501. */
   readonly webSockets?: WebSocketAdapters;
+  /**
+   * True when every response goes straight to Deno.serve, which is done with a body chunk once
+   * it reads the next: relayed streams then free their chunks at once (relay.ts `releaseChunks`).
+   * Leave it off where a response body may be read in JS (tests calling `fetch` directly).
+   */
+  readonly releaseStreamChunks?: boolean;
   readonly clock?: Clock;
   /** Where log lines go; defaults to console.log. */
   readonly writeLog?: (line: string) => void;
@@ -172,6 +178,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     observers: [...observability.observers, ...(deps.observers ?? []), lastErrors],
     capacity: new CapacityQueue(clock, config.maxWaiting),
     deadlines: new Deadlines(config.upstreamTimeoutMs),
+    ...(deps.releaseStreamChunks ? { releaseStreamChunks: true } : {}),
     ...(providerPools.length > 0
       ? { providerFallback: (plan, trace) => providerFallback(plan, trace, providerPools, proxy) }
       : {}),

@@ -383,6 +383,7 @@ export async function runAttempts(
     const relayed = relayBody(body, {
       mode: stream,
       idleTimeoutMs: ctx.config.streamIdleTimeoutMs,
+      releaseChunks: ctx.releaseStreamChunks === true,
       onEnd: (result: RelayResult) => {
         settleUsage(result.tail);
         if (result.end !== "complete" && result.end !== "client_cancelled") {

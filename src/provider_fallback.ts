@@ -179,6 +179,7 @@ function streamed(
   const body = relayBody(source, {
     mode,
     idleTimeoutMs: ctx.config.streamIdleTimeoutMs,
+    releaseChunks: ctx.releaseStreamChunks === true,
     onEnd: (result) => trace.done(200, "upstream", { end: result.end, provider: provider.name }),
   });
   return new Response(body, {

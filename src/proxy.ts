@@ -56,6 +56,8 @@ export interface ProxyContext {
   readonly deadlines: Deadlines;
   /** Another provider's answer when every Gemini key is spent, if any is configured. */
   readonly providerFallback?: (plan: Plan, trace: Trace) => Promise<FallbackResult>;
+  /** Relayed streams free each chunk once the next is asked for (relay.ts `releaseChunks`). */
+  readonly releaseStreamChunks?: boolean;
 }
 
 /** Answers one request for a Gemini API path. */

@@ -8,6 +8,7 @@
  * (../shared/gemini-api-facts.md §3.1); js-genai and py-genai raise on such a chunk.
  */
 
+import { ChunkReader } from "./chunk_reader.ts";
 import { errorBody, type GoogleStatus } from "./errors.ts";
 import type { StreamMode } from "./route.ts";
 
@@ -29,6 +30,16 @@ export interface RelayOptions {
   /** End the stream with an error event after this long without a chunk. */
   readonly idleTimeoutMs: number;
   readonly onEnd: (result: RelayResult) => void;
+  /**
+   * Free each chunk's memory as soon as the consumer asks for the next one, instead of leaving
+   * it to the garbage collector (which lets tens of MiB of spent 64 KiB buffers pile up on a
+   * fast stream). Only for a consumer that is done with a chunk once it reads the next: Deno.serve
+   * is (it hands each chunk to Rust, which holds its own reference, before it reads on); a reader
+   * that keeps chunks (`Response.text()`, `arrayBuffer()`, a tee) is not. Only buffers the relay
+   * allocated itself are freed: a byte stream (every fetch body) is read into them; the chunks of
+   * any other stream are passed on untouched.
+   */
+  readonly releaseChunks?: boolean;
 }
 
 const TAIL_BYTES = 4096;
@@ -39,7 +50,13 @@ export function relayBody(
   upstream: ReadableStream<Uint8Array>,
   options: RelayOptions,
 ): ReadableStream<Uint8Array> {
-  const reader = upstream.getReader();
+  const reader = new ChunkReader(upstream, options.releaseChunks === true);
+  /** The chunk last handed on, freed once the consumer asks for the next. */
+  let handedOn: Uint8Array | undefined;
+  const release = () => {
+    if (handedOn !== undefined) reader.release(handedOn);
+    handedOn = undefined;
+  };
   const started = performance.now();
   const tail = new TailBuffer(TAIL_BYTES);
   const frame = new FrameTracker(options.mode);
@@ -53,6 +70,7 @@ export function relayBody(
   const finish = (end: RelayEnd, error?: string) => {
     if (finished) return;
     finished = true;
+    release();
     if (idleTimer !== undefined) clearTimeout(idleTimer);
     options.onEnd({
       end,
@@ -101,6 +119,7 @@ export function relayBody(
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       let result: ReadableStreamReadResult<Uint8Array>;
+      release(); // the consumer asks for more: it is done with the last chunk
       try {
         result = await reader.read();
       } catch (error) {
@@ -138,6 +157,7 @@ export function relayBody(
       tail.push(chunk);
       frame.observe(chunk);
       controller.enqueue(chunk);
+      if (reader.owned) handedOn = chunk;
     },
     cancel(reason) {
       finish("client_cancelled");

@@ -35,6 +35,8 @@ export interface StartOptions {
   readonly fetch?: typeof fetch;
   /** The runtime's WebSocket plumbing, where it has one (the Live API needs it). */
   readonly webSockets?: WebSocketAdapters;
+  /** True when the app's responses go straight to Deno.serve (see AppDeps). */
+  readonly releaseStreamChunks?: boolean;
   /** The text of the file PROVIDERS_FILE names, read by the entry. */
   readonly providersFileText?: string;
 }
@@ -65,6 +67,7 @@ export async function startApp(options: StartOptions): Promise<Started> {
     ...(options.writeLog ? { writeLog: options.writeLog } : {}),
     ...(options.fetch ? { fetch: options.fetch } : {}),
     ...(options.webSockets ? { webSockets: options.webSockets } : {}),
+    ...(options.releaseStreamChunks ? { releaseStreamChunks: true } : {}),
     providers,
   });
   return { app, config, keys, store };

@@ -73,6 +73,8 @@ export async function startRotator(options: RotatorOptions): Promise<Rotator> {
     ...(options.fetch ? { fetch: options.fetch } : {}),
     writeLog: (line) => logs.push(line),
     webSockets: denoWebSockets,
+    // The harness serves the app with Deno.serve, as entries/deno.ts does.
+    releaseStreamChunks: true,
     providers,
     meta: { version: "test", entry: "test/harness.ts", platform: "test" },
   });
