@@ -8,6 +8,8 @@
  * looking for a model name or a file reference costs kilobytes, not megabytes.
  */
 
+import { ChunkReader } from "./chunk_reader.ts";
+
 export interface RequestBody {
   readonly size: number;
   /** The whole body, when it is at most INSPECT_BYTES. */
@@ -56,8 +58,11 @@ export async function readBody(request: Request, limit: number): Promise<BodyRes
     await request.body.cancel().catch(() => {});
     return { ok: false, reason: "too_large", limit };
   }
-  const reader = request.body.getReader();
+  // Large bodies are kept in Blob parts as they come, each chunk freed once copied, so a 20 MiB
+  // upload holds about 20 MiB, not that plus every spent chunk until the next collection.
+  const reader = new ChunkReader(request.body);
   const chunks: Uint8Array<ArrayBuffer>[] = [];
+  let large: { parts: Blob[]; skeleton: SkeletonBuilder } | undefined;
   let total = 0;
   try {
     for (;;) {
@@ -69,13 +74,24 @@ export async function readBody(request: Request, limit: number): Promise<BodyRes
         return { ok: false, reason: "too_large", limit };
       }
       chunks.push(value as Uint8Array<ArrayBuffer>);
+      if (total <= INSPECT_BYTES) continue;
+      large ??= { parts: [], skeleton: new SkeletonBuilder() };
+      for (const chunk of chunks.splice(0)) {
+        large.parts.push(new Blob([chunk]));
+        large.skeleton.push(chunk);
+        reader.release(chunk);
+      }
     }
   } catch {
     return { ok: false, reason: "aborted", limit };
   }
-  if (total <= INSPECT_BYTES) return { ok: true, body: small(concat(chunks, total)) };
-  const skeleton = new TextEncoder().encode(skeletonOf(chunks));
-  const blob = new Blob(chunks);
+  if (!large) {
+    const bytes = concat(chunks, total);
+    if (chunks.length > 1) chunks.forEach((chunk) => reader.release(chunk));
+    return { ok: true, body: small(bytes) };
+  }
+  const skeleton = new TextEncoder().encode(large.skeleton.text());
+  const blob = new Blob(large.parts);
   return {
     ok: true,
     body: { size: total, payload: blob, inspectable: skeleton, text: () => blob.text() },
@@ -125,28 +141,44 @@ const LONG_RUNS = new RegExp(`[A-Za-z0-9+/=_-]{${LONG_RUN},}`, "g");
  * runs only occur inside strings, so what remains is still JSON, with the media emptied.
  */
 export function skeletonOf(chunks: readonly Uint8Array[]): string {
-  const decoder = new TextDecoder();
-  const out: string[] = [];
-  let carry = "";
-  let inLongRun = false;
-  for (let i = 0; i <= chunks.length; i++) {
-    let text = i < chunks.length ? decoder.decode(chunks[i], { stream: true }) : decoder.decode();
-    if (inLongRun) {
+  const builder = new SkeletonBuilder();
+  for (const chunk of chunks) builder.push(chunk);
+  return builder.text();
+}
+
+/** skeletonOf, fed one chunk at a time (a chunk may be freed once pushed). */
+class SkeletonBuilder {
+  readonly #decoder = new TextDecoder();
+  readonly #out: string[] = [];
+  #carry = "";
+  #inLongRun = false;
+
+  push(chunk: Uint8Array): void {
+    this.#add(this.#decoder.decode(chunk, { stream: true }), false);
+  }
+
+  text(): string {
+    this.#add(this.#decoder.decode(), true);
+    return this.#out.join("");
+  }
+
+  #add(decoded: string, last: boolean): void {
+    let text = decoded;
+    if (this.#inLongRun) {
       const rest = RUN_AT_START.exec(text)![0];
       text = text.slice(rest.length);
-      if (text.length === 0 && i < chunks.length) continue;
-      inLongRun = false;
+      if (text.length === 0 && !last) return;
+      this.#inLongRun = false;
     }
-    text = carry + text;
-    carry = "";
-    if (i < chunks.length) {
+    text = this.#carry + text;
+    this.#carry = "";
+    if (!last) {
       // A run at the end may go on in the next chunk: decide when it ends.
       const trailing = trailingRun(text);
-      if (trailing >= LONG_RUN) inLongRun = true;
-      else carry = text.slice(text.length - trailing);
+      if (trailing >= LONG_RUN) this.#inLongRun = true;
+      else this.#carry = text.slice(text.length - trailing);
       text = text.slice(0, text.length - trailing);
     }
-    out.push(text.replace(LONG_RUNS, ""));
+    this.#out.push(text.replace(LONG_RUNS, ""));
   }
-  return out.join("");
 }
