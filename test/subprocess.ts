@@ -7,6 +7,8 @@
 export interface Child {
   /** The first capture group of the ready pattern (e.g. the URL). */
   readonly ready: string;
+  /** The child's process id (its /proc entry, for memory readings). */
+  readonly pid: number;
   /** Everything the child wrote so far, stdout and stderr interleaved by line. */
   output(): string;
   /** Sends `signal` and waits for the exit. */
@@ -87,6 +89,7 @@ export async function spawnUntilReady(options: SpawnOptions): Promise<Child> {
     });
     return {
       ready,
+      pid: child.pid,
       output,
       async stop(signal: Deno.Signal = "SIGTERM") {
         try {
