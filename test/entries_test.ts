@@ -13,7 +13,7 @@ import { fingerprint } from "../src/keys.ts";
 import { testKey, TOKEN } from "./harness.ts";
 import { startMockUpstream } from "./mock_upstream.ts";
 import { baseEnv, runToExit, spawnUntilReady } from "./subprocess.ts";
-import { ROOT, startCommand } from "./start_task.ts";
+import { ROOT, spawnStartTask, startCommand, STARTED_LINE } from "./start_task.ts";
 
 const A = testKey("alpha");
 const GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent";
@@ -34,16 +34,11 @@ function rotatorEnv(upstream: string): Record<string, string> {
 Deno.test("entries/deno.ts started as the start task starts it serves, reports itself and stops on SIGTERM", async () => {
   const mock = startMockUpstream();
   const cwd = await Deno.makeTempDir();
-  const { flags, entry } = startCommand();
   try {
-    const child = await spawnUntilReady({
-      // --config: the temporary working directory (no stray .env, state files land there) has
-      // no deno.json of its own.
-      args: ["run", ...flags, "--config", `${ROOT}/deno.json`, `${ROOT}/${entry}`],
-      env: { ...rotatorEnv(mock.url), HOST: "127.0.0.1", PORT: "0" },
+    const child = await spawnStartTask(
+      { ...rotatorEnv(mock.url), HOST: "127.0.0.1", PORT: "0" },
       cwd,
-      ready: /"msg":"started".*"address":"(http:\/\/[^"]+)"/,
-    });
+    );
     let status;
     try {
       // One start-up line says what runs: version, address, keys by fingerprint, auth, store.
@@ -83,7 +78,7 @@ Deno.test("entries/deno.ts runs without deno.json's unstable flags, as Deno Depl
       args: ["run", "--no-config", "--allow-all", `${ROOT}/entries/deno.ts`],
       env: { ...rotatorEnv(mock.url), HOST: "127.0.0.1", PORT: "0", STATE: "memory" },
       cwd,
-      ready: /"msg":"started".*"address":"(http:\/\/[^"]+)"/,
+      ready: STARTED_LINE,
     });
     try {
       const response = await generate(`${child.ready}${GENERATE}`);
@@ -110,7 +105,6 @@ Deno.test("entries/deno.ts runs without deno.json's unstable flags, as Deno Depl
 Deno.test("entries/deno.ts takes its whole configuration from .env, the store's variables too", async () => {
   const mock = startMockUpstream();
   const cwd = await Deno.makeTempDir();
-  const { flags, entry } = startCommand();
   try {
     const dotenv = { ...rotatorEnv(mock.url), HOST: "127.0.0.1", PORT: "0", STATE: "memory" };
     await Deno.writeTextFile(
@@ -118,12 +112,7 @@ Deno.test("entries/deno.ts takes its whole configuration from .env, the store's 
       Object.entries(dotenv).filter(([name]) => !(name in baseEnv()))
         .map(([name, value]) => `${name}=${value}`).join("\n") + "\n",
     );
-    const child = await spawnUntilReady({
-      args: ["run", ...flags, "--config", `${ROOT}/deno.json`, `${ROOT}/${entry}`],
-      env: baseEnv(),
-      cwd,
-      ready: /"msg":"started".*"address":"(http:\/\/[^"]+)"/,
-    });
+    const child = await spawnStartTask(baseEnv(), cwd);
     try {
       const health = await (await fetch(`${child.ready}/healthz`)).json();
       assert.equal(health.store, "memory", "STATE=memory in .env was followed");

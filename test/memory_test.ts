@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { testKey, TOKEN } from "./harness.ts";
 import { startMockUpstream } from "./mock_upstream.ts";
-import { ROOT, startCommand } from "./start_task.ts";
-import { baseEnv, type Child, spawnUntilReady } from "./subprocess.ts";
+import { childEnv, spawnStartTask } from "./start_task.ts";
+import type { Child } from "./subprocess.ts";
 
 const A = testKey("alpha");
 const MIB = 1024 * 1024;
@@ -35,23 +35,12 @@ async function withRotator(
 ) {
   const mock = startMockUpstream();
   const cwd = await Deno.makeTempDir();
-  const { flags, entry } = startCommand();
   try {
-    const child = await spawnUntilReady({
-      args: ["run", ...flags, "--config", `${ROOT}/deno.json`, `${ROOT}/${entry}`],
-      env: {
-        ...baseEnv(),
-        API_KEYS: A,
-        ACCESS_TOKEN: TOKEN,
-        GEMINI_API_BASE_URL: mock.url,
-        HOST: "127.0.0.1",
-        PORT: "0",
-        STATE: "memory",
-        LOG_REQUESTS: "false",
-      },
-      cwd,
-      ready: /"msg":"started".*"address":"(http:\/\/[^"]+)"/,
-    });
+    const child = await spawnStartTask({
+      ...childEnv(mock.url, A, TOKEN),
+      STATE: "memory",
+      LOG_REQUESTS: "false",
+    }, cwd);
     try {
       // Warm-up: a process's first requests compile code and grow its heap, whatever their size.
       for (let i = 0; i < 20; i++) {

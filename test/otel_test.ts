@@ -8,8 +8,7 @@
 import assert from "node:assert/strict";
 import { testKey, TOKEN } from "./harness.ts";
 import { startMockUpstream } from "./mock_upstream.ts";
-import { ROOT, startCommand } from "./start_task.ts";
-import { baseEnv, spawnUntilReady } from "./subprocess.ts";
+import { childEnv, spawnStartTask } from "./start_task.ts";
 import { type ReceivedMessage, startWebhookReceiver } from "./webhook_receiver.ts";
 
 const A = testKey("alpha");
@@ -35,28 +34,17 @@ Deno.test("OTEL_DENO=true exports a span per served request and per Gemini call,
   const mock = startMockUpstream();
   const collector = startWebhookReceiver();
   const cwd = await Deno.makeTempDir();
-  const { flags, entry } = startCommand();
   try {
-    const child = await spawnUntilReady({
-      args: ["run", ...flags, "--config", `${ROOT}/deno.json`, `${ROOT}/${entry}`],
-      env: {
-        ...baseEnv(),
-        API_KEYS: A,
-        ACCESS_TOKEN: TOKEN,
-        GEMINI_API_BASE_URL: mock.url,
-        HOST: "127.0.0.1",
-        PORT: "0",
-        STATE: "memory",
-        OTEL_DENO: "true",
-        OTEL_SERVICE_NAME: "gemini-key-rotator",
-        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
-        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-        // Batches leave after 100 ms instead of 5 s, so the test does not wait them out.
-        OTEL_BSP_SCHEDULE_DELAY: "100",
-      },
-      cwd,
-      ready: /"msg":"started".*"address":"(http:\/\/[^"]+)"/,
-    });
+    const child = await spawnStartTask({
+      ...childEnv(mock.url, A, TOKEN),
+      STATE: "memory",
+      OTEL_DENO: "true",
+      OTEL_SERVICE_NAME: "gemini-key-rotator",
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+      // Batches leave after 100 ms instead of 5 s, so the test does not wait them out.
+      OTEL_BSP_SCHEDULE_DELAY: "100",
+    }, cwd);
     let server: Span | undefined;
     let client: Span | undefined;
     try {

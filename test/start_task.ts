@@ -4,6 +4,7 @@
  */
 
 import denoJson from "../deno.json" with { type: "json" };
+import { baseEnv, type Child, spawnUntilReady } from "./subprocess.ts";
 
 export interface StartCommand {
   /** Flags between `run` and the entry module, e.g. `--allow-net`. */
@@ -29,4 +30,34 @@ export function startCommand(): StartCommand {
 export function deployConfig(): { runtime?: { type?: string; entrypoint?: string } } {
   return (denoJson as { deploy?: { runtime?: { type?: string; entrypoint?: string } } }).deploy ??
     {};
+}
+
+/** The line entries/deno.ts writes once it listens; its group is the address. */
+export const STARTED_LINE = /"msg":"started".*"address":"(http:\/\/[^"]+)"/;
+
+/**
+ * Spawns the rotator as `deno task start` starts it (its flags and entry, this repository's
+ * deno.json), in `cwd` (a temporary directory: no stray .env, state files land there), and
+ * resolves once it listens.
+ */
+export function spawnStartTask(env: Record<string, string>, cwd: string): Promise<Child> {
+  const { flags, entry } = startCommand();
+  return spawnUntilReady({
+    args: ["run", ...flags, "--config", `${ROOT}/deno.json`, `${ROOT}/${entry}`],
+    env,
+    cwd,
+    ready: STARTED_LINE,
+  });
+}
+
+/** A child rotator's variables: one key, one access token, `upstream` as Gemini, any free port. */
+export function childEnv(upstream: string, key: string, token: string): Record<string, string> {
+  return {
+    ...baseEnv(),
+    API_KEYS: key,
+    ACCESS_TOKEN: token,
+    GEMINI_API_BASE_URL: upstream,
+    HOST: "127.0.0.1",
+    PORT: "0",
+  };
 }
