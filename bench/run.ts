@@ -15,8 +15,10 @@
  * Measured per target: requests/s at saturation (wrk, 50 connections), p50/p99 latency at a
  * fixed moderate rate (bench/fixed_rate.ts, 500 req/s evenly spaced), server CPU ms per request, peak RSS under
  * load, RSS growth while streaming 100 MiB and uploading 20 MiB, and time to first byte of a
- * stream. Options: `--seconds N` per load phase (default 10), `--json FILE`, `--profile` (instead: a
- * --cpu-prof run of each rotator under saturation, summarised by self time).
+ * stream. Options: `--seconds N` per load phase (default 10), `--rounds N`, `--json FILE`,
+ * `--profile` (instead: a --cpu-prof run of each rotator under saturation, summarised by self
+ * time), `--decompose` (instead: CPU per request of the bare proxy with each step a key-swapping
+ * proxy takes, bench/proxy_steps.ts, beside the minimal proxy and the rotator).
  */
 
 import {
@@ -44,6 +46,7 @@ import {
 const SECONDS = Number(flagValue("--seconds") ?? 10);
 const JSON_OUT = flagValue("--json");
 const PROFILE = Deno.args.includes("--profile");
+const DECOMPOSE = Deno.args.includes("--decompose");
 const RATE = 500;
 const ROUNDS = Number(flagValue("--rounds") ?? 3);
 const STREAM_BYTES = 100 * 1024 * 1024;
@@ -415,6 +418,65 @@ async function profile(mock: Server, big: boolean): Promise<void> {
   for (const [name, hits] of top) console.log(`| ${round((hits / total) * 100, 1)} | ${name} |`);
 }
 
+/**
+ * CPU per request at saturation of the bare proxy with one more step each (bench/proxy_steps.ts),
+ * the minimal key-injecting proxy and the rotator with 3 keys, in interleaved rounds: what each
+ * step costs on this runtime, and what is left for the rotator's own work.
+ */
+async function decompose(mock: Server, servers: Server[]): Promise<void> {
+  const proxy = async (name: string, script: string, env: Record<string, string> = {}) => {
+    const server = await startServer(name, ["--allow-net", "--allow-env", script], {
+      UPSTREAM: mock.url,
+      ...env,
+    });
+    servers.push(server);
+    return server;
+  };
+  const rows: [string, string, Server][] = [
+    ["bare", "bare proxy (its answer returned as is)", await proxy("bare", "bench/bare_proxy.ts")],
+    [
+      "headers",
+      "bare, the credential swapped in a copied `Headers`",
+      await proxy("headers", "bench/proxy_steps.ts", { STEP: "headers" }),
+    ],
+    [
+      "body",
+      "… and the body read whole first, sent as bytes",
+      await proxy("body", "bench/proxy_steps.ts", { STEP: "body" }),
+    ],
+    [
+      "answer",
+      "… or the answer read whole first, answered with its headers",
+      await proxy("answer", "bench/proxy_steps.ts", { STEP: "answer" }),
+    ],
+    [
+      "minimal",
+      "minimal key-injecting proxy",
+      await proxy("minimal", "bench/minimal_proxy.ts"),
+    ],
+  ];
+  const rotator = await startServer(
+    "rotator-3",
+    ROTATOR_ARGS,
+    rotatorEnv(mock.url, { API_KEYS: [0, 1, 2].map((i) => benchKey(i, false)).join(",") }),
+  );
+  servers.push(rotator);
+  rows.push(["rotator3", "rotator, 3 keys", rotator]);
+  const targets = rows.map(([name, label, server]) => ({ name, label, server, pid: server.pid }));
+  console.error(`saturation, ${ROUNDS} interleaved rounds of ${SECONDS} s`);
+  const saturation = await saturate(targets, mock);
+  const bare = saturation.bare.cpuMsPerRequest;
+  console.log("| proxy | CPU per request, ms | vs bare |\n|---|---:|---:|");
+  for (const { name, label } of targets) {
+    const cpu = saturation[name].cpuMsPerRequest;
+    console.log(`| ${label} | ${cpu.toFixed(3)} | ${round((cpu / bare) * 100, 0)}% |`);
+  }
+  console.log(
+    `\n${new Date().toISOString()}, Deno ${Deno.version.deno}, ${ROUNDS} rounds of ${SECONDS} s, ` +
+      `medians; load average ${Deno.loadavg()[0]}`,
+  );
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const servers: Server[] = [];
@@ -426,6 +488,10 @@ async function main(): Promise<void> {
     if (PROFILE) {
       await profile(mock, false);
       await profile(mock, true);
+      return;
+    }
+    if (DECOMPOSE) {
+      await decompose(mock, servers);
       return;
     }
     const bare = await startServer("bare", ["--allow-net", "--allow-env", "bench/bare_proxy.ts"], {
