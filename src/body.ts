@@ -120,21 +120,11 @@ function concat(chunks: Uint8Array<ArrayBuffer>[], total: number): Uint8Array<Ar
   return bytes;
 }
 
-const RUN_AT_START = /^[A-Za-z0-9+/=_-]*/;
-
-/** Whether a UTF-16 code unit is a base64 (or base64url) character. */
-function isRunChar(c: number): boolean {
-  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) ||
-    c === 0x2b || c === 0x2f || c === 0x3d || c === 0x5f || c === 0x2d;
+/** Bytes of base64 and base64url (`A-Z a-z 0-9 + / = _ -`): 1, others 0. */
+const RUN_BYTE = new Uint8Array(256);
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-") {
+  RUN_BYTE[c.charCodeAt(0)] = 1;
 }
-
-/** Length of the base64 run the text ends with (a backwards scan: `[...]*$` is quadratic). */
-function trailingRun(text: string): number {
-  let i = text.length;
-  while (i > 0 && isRunChar(text.charCodeAt(i - 1))) i--;
-  return text.length - i;
-}
-const LONG_RUNS = new RegExp(`[A-Za-z0-9+/=_-]{${LONG_RUN},}`, "g");
 
 /**
  * The body's text with every run of at least LONG_RUN base64 characters removed. In JSON such
@@ -146,39 +136,55 @@ export function skeletonOf(chunks: readonly Uint8Array[]): string {
   return builder.text();
 }
 
-/** skeletonOf, fed one chunk at a time (a chunk may be freed once pushed). */
+/**
+ * skeletonOf, fed one chunk at a time (a chunk may be freed once pushed). It works on bytes:
+ * base64 characters are ASCII and no byte of a multi-byte UTF-8 character is one, so a run of
+ * them in the bytes is a run in the text, and the media is never decoded.
+ */
 class SkeletonBuilder {
-  readonly #decoder = new TextDecoder();
-  readonly #out: string[] = [];
-  #carry = "";
-  #inLongRun = false;
+  /** Copies of the bytes kept so far. */
+  readonly #kept: Uint8Array[] = [];
+  /** Length of the run the last chunk ended in (0: it did not end in one). */
+  #run = 0;
+  /** That run's bytes while it is still shorter than LONG_RUN (kept if it ends so). */
+  #runHead: Uint8Array[] = [];
 
   push(chunk: Uint8Array): void {
-    this.#add(this.#decoder.decode(chunk, { stream: true }), false);
+    const n = chunk.byteLength;
+    let i = 0;
+    while (i < n) {
+      let j = i;
+      if (this.#run > 0 || RUN_BYTE[chunk[i]] === 1) {
+        while (j < n && RUN_BYTE[chunk[j]] === 1) j++;
+        if (this.#run < LONG_RUN) {
+          if (this.#run + (j - i) < LONG_RUN) this.#runHead.push(chunk.slice(i, j));
+          else this.#runHead = [];
+        }
+        this.#run += j - i;
+        if (j < n) this.#endRun();
+      } else {
+        while (j < n && RUN_BYTE[chunk[j]] !== 1) j++;
+        this.#kept.push(chunk.slice(i, j));
+      }
+      i = j;
+    }
   }
 
   text(): string {
-    this.#add(this.#decoder.decode(), true);
-    return this.#out.join("");
+    this.#endRun();
+    const bytes = new Uint8Array(this.#kept.reduce((sum, part) => sum + part.byteLength, 0));
+    let at = 0;
+    for (const part of this.#kept) {
+      bytes.set(part, at);
+      at += part.byteLength;
+    }
+    return new TextDecoder().decode(bytes);
   }
 
-  #add(decoded: string, last: boolean): void {
-    let text = decoded;
-    if (this.#inLongRun) {
-      const rest = RUN_AT_START.exec(text)![0];
-      text = text.slice(rest.length);
-      if (text.length === 0 && !last) return;
-      this.#inLongRun = false;
-    }
-    text = this.#carry + text;
-    this.#carry = "";
-    if (!last) {
-      // A run at the end may go on in the next chunk: decide when it ends.
-      const trailing = trailingRun(text);
-      if (trailing >= LONG_RUN) this.#inLongRun = true;
-      else this.#carry = text.slice(text.length - trailing);
-      text = text.slice(0, text.length - trailing);
-    }
-    this.#out.push(text.replace(LONG_RUNS, ""));
+  /** The run ended: a short one is kept, a long one (media) is dropped. */
+  #endRun(): void {
+    if (this.#run > 0 && this.#run < LONG_RUN) this.#kept.push(...this.#runHead);
+    this.#run = 0;
+    this.#runHead = [];
   }
 }
