@@ -90,7 +90,7 @@ export async function readBody(request: Request, limit: number): Promise<BodyRes
     if (chunks.length > 1) chunks.forEach((chunk) => reader.release(chunk));
     return { ok: true, body: small(bytes) };
   }
-  const skeleton = new TextEncoder().encode(large.skeleton.text());
+  const skeleton = large.skeleton.bytes();
   const blob = new Blob(large.parts);
   return {
     ok: true,
@@ -133,58 +133,90 @@ for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+
 export function skeletonOf(chunks: readonly Uint8Array[]): string {
   const builder = new SkeletonBuilder();
   for (const chunk of chunks) builder.push(chunk);
-  return builder.text();
+  return new TextDecoder().decode(builder.bytes());
 }
 
 /**
  * skeletonOf, fed one chunk at a time (a chunk may be freed once pushed). It works on bytes:
  * base64 characters are ASCII and no byte of a multi-byte UTF-8 character is one, so a run of
- * them in the bytes is a run in the text, and the media is never decoded.
+ * them in the bytes is a run in the text, and the media is never decoded. What a chunk keeps is
+ * gathered in a scratch buffer and copied out once per chunk: one allocation per word would make
+ * a long prose body cost seconds and gigabytes.
  */
 class SkeletonBuilder {
-  /** Copies of the bytes kept so far. */
-  readonly #kept: Uint8Array[] = [];
-  /** Length of the run the last chunk ended in (0: it did not end in one). */
+  /** What each chunk kept, one copy per chunk. */
+  readonly #kept: Uint8Array<ArrayBuffer>[] = [];
+  /** Where a chunk's kept bytes are gathered (grown to the largest chunk seen). */
+  #scratch = new Uint8Array(0);
+  #length = 0;
+  /** Length of the run the bytes so far end in (0: they do not end in one). */
   #run = 0;
-  /** That run's bytes while it is still shorter than LONG_RUN (kept if it ends so). */
-  #runHead: Uint8Array[] = [];
+  /** That run's first bytes, while it is shorter than LONG_RUN (kept if it ends so). */
+  readonly #head = new Uint8Array(LONG_RUN);
 
   push(chunk: Uint8Array): void {
     const n = chunk.byteLength;
+    // A pending short run (< LONG_RUN) may be flushed into this chunk's bytes.
+    if (this.#scratch.length < n + LONG_RUN) this.#scratch = new Uint8Array(n + LONG_RUN);
+    this.#length = 0;
     let i = 0;
     while (i < n) {
       let j = i;
       if (this.#run > 0 || RUN_BYTE[chunk[i]] === 1) {
         while (j < n && RUN_BYTE[chunk[j]] === 1) j++;
         if (this.#run < LONG_RUN) {
-          if (this.#run + (j - i) < LONG_RUN) this.#runHead.push(chunk.slice(i, j));
-          else this.#runHead = [];
+          // Byte loops, not subarray() and set(): a view per word costs more than the copy.
+          const head = this.#head;
+          const end = Math.min(j, i + LONG_RUN - this.#run);
+          for (let k = i, at = this.#run; k < end; k++) head[at++] = chunk[k];
         }
         this.#run += j - i;
         if (j < n) this.#endRun();
       } else {
         while (j < n && RUN_BYTE[chunk[j]] !== 1) j++;
-        this.#kept.push(chunk.slice(i, j));
+        this.#gather(chunk, i, j);
       }
       i = j;
     }
+    this.#flush();
   }
 
-  text(): string {
+  /** The skeleton's bytes (UTF-8, as the body's), once every chunk is pushed. */
+  bytes(): Uint8Array<ArrayBuffer> {
+    this.#length = 0;
     this.#endRun();
+    this.#flush();
     const bytes = new Uint8Array(this.#kept.reduce((sum, part) => sum + part.byteLength, 0));
     let at = 0;
-    for (const part of this.#kept) {
+    for (const part of this.#kept.splice(0)) {
       bytes.set(part, at);
       at += part.byteLength;
+      part.buffer.transfer(0); // copied: its memory goes now (see chunk_reader.ts)
     }
-    return new TextDecoder().decode(bytes);
+    return bytes;
   }
 
   /** The run ended: a short one is kept, a long one (media) is dropped. */
   #endRun(): void {
-    if (this.#run > 0 && this.#run < LONG_RUN) this.#kept.push(...this.#runHead);
+    if (this.#run > 0 && this.#run < LONG_RUN) this.#gather(this.#head, 0, this.#run);
     this.#run = 0;
-    this.#runHead = [];
+  }
+
+  #gather(from: Uint8Array, start: number, end: number): void {
+    if (this.#length + end - start > this.#scratch.length) {
+      // Only text() gathers without push() having sized the scratch (a last short run).
+      const grown = new Uint8Array(this.#length + end - start);
+      grown.set(this.#scratch.subarray(0, this.#length));
+      this.#scratch = grown;
+    }
+    const scratch = this.#scratch;
+    let at = this.#length;
+    for (let k = start; k < end; k++) scratch[at++] = from[k];
+    this.#length = at;
+  }
+
+  #flush(): void {
+    if (this.#length > 0) this.#kept.push(this.#scratch.slice(0, this.#length));
+    this.#length = 0;
   }
 }

@@ -110,3 +110,33 @@ Deno.test({
       assert.ok(growth < 40, `resident memory grew by ${growth.toFixed(1)} MiB`);
     }),
 });
+
+Deno.test({
+  name:
+    "a 5 MiB text body (a long document: 1.3 million tokens, no media) raises resident memory by less than 64 MiB",
+  ignore,
+  fn: () =>
+    withRotator(async (child, mock) => {
+      // Prose is all short words: the skeleton inspected for names keeps nearly every byte.
+      const words = "the quick brown fox jumps over the lazy dog, écrit 日本語 ".repeat(64);
+      const text = words.repeat(Math.ceil(5 * MIB / new TextEncoder().encode(words).length));
+      const body = new TextEncoder().encode(
+        JSON.stringify({ contents: [{ parts: [{ text }] }] }),
+      ).subarray(0, 5 * MIB);
+      const growth = await peakGrowthMiB(child.pid, async () => {
+        const response = await fetch(`${child.ready}${GENERATE}`, {
+          method: "POST",
+          headers: { "x-goog-api-key": TOKEN, "content-type": "application/json" },
+          body,
+        });
+        assert.equal(response.status, 200);
+        await response.body?.cancel();
+      });
+      assert.equal(
+        mock.requests.at(-1)?.bytes.byteLength,
+        body.byteLength,
+        "every byte went upstream",
+      );
+      assert.ok(growth < 64, `resident memory grew by ${growth.toFixed(1)} MiB`);
+    }),
+});
