@@ -61,3 +61,26 @@ Deno.test("skeletonOf() removes long runs split across chunks and keeps short wo
     );
   }
 });
+
+Deno.test("readBody() takes a body that arrives a byte at a time whole, without a buffer per byte", async () => {
+  // 64 KiB in one-byte reads: a fresh 64 KiB buffer per read would hold 4 GiB.
+  const sent = new Uint8Array(64 * 1024).map((_, i) => 0x41 + (i % 26));
+  let at = 0;
+  const stream = new ReadableStream({
+    type: "bytes",
+    pull(controller: ReadableByteStreamController) {
+      if (at === sent.byteLength) {
+        controller.close();
+        controller.byobRequest?.respond(0);
+        return;
+      }
+      controller.enqueue(sent.slice(at, ++at));
+    },
+  });
+  const rssBefore = Deno.memoryUsage().rss;
+  const result = await readBody(request(stream), 1024 * 1024);
+  const grownMiB = (Deno.memoryUsage().rss - rssBefore) / (1024 * 1024);
+  assert.ok(result.ok);
+  assert.deepEqual(result.body.payload, sent);
+  assert.ok(grownMiB < 100, `resident memory grew by ${grownMiB.toFixed(0)} MiB`);
+});

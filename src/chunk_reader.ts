@@ -29,8 +29,24 @@ export class ChunkReader {
     return this.#byob !== undefined;
   }
 
+  /** A buffer handed back by `recycle`, read into next. */
+  #spare: ArrayBuffer | undefined;
+
   read(): Promise<ReadableStreamReadResult<Uint8Array>> {
-    return this.#byob ? this.#byob.read(new Uint8Array(READ_BYTES)) : this.#plain!.read();
+    if (!this.#byob) return this.#plain!.read();
+    const buffer = this.#spare ?? new ArrayBuffer(READ_BYTES);
+    this.#spare = undefined;
+    return this.#byob.read(new Uint8Array(buffer));
+  }
+
+  /**
+   * The caller has copied `chunk` out: its buffer is read into next, so a body that arrives a
+   * few bytes at a time does not cost a fresh 64 KiB buffer per read.
+   */
+  recycle(chunk: Uint8Array): void {
+    if (this.#byob && chunk.buffer.byteLength === READ_BYTES) {
+      this.#spare = chunk.buffer as ArrayBuffer;
+    }
   }
 
   /**
