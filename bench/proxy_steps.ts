@@ -2,8 +2,9 @@
  * The bare proxy plus one step a key-swapping proxy takes, to see what each step costs on this
  * runtime (`deno task bench:proxy --decompose`). STEP chooses:
  *   headers  the client's credential swapped for a key in a copy of the request's `Headers`
- *   body     that, and the request body read whole first and sent as bytes
- *   answer   that, and the answer read whole first and answered with its headers
+ *   body     the swap, and the request body read whole first and sent as bytes
+ *   answer   the swap, and the answer read whole first and answered with its headers (the
+ *            request body streamed, as in `headers`)
  *
  *   STEP=body UPSTREAM=http://127.0.0.1:N deno run -A bench/proxy_steps.ts    prints `{"port":N}`
  */

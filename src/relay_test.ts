@@ -31,6 +31,8 @@ function serveBytes(body: Uint8Array<ArrayBuffer>) {
           controller.close();
         },
       }),
+      // Closed after each answer: Deno 2.5's shutdown() otherwise waits out idle keep-alives.
+      { headers: { connection: "close" } },
     ));
 }
 
@@ -58,6 +60,7 @@ Deno.test("releaseChunks: a stream relayed by Deno.serve arrives whole, its end 
         releaseChunks: true,
         onEnd: (r) => result = r,
       }),
+      { headers: { connection: "close" } },
     );
   });
   try {
