@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { testKey, TOKEN } from "./harness.ts";
-import { startMockUpstream } from "./mock_upstream.ts";
+import { type MockUpstream, startMockUpstream } from "./mock_upstream.ts";
 import { childEnv, spawnStartTask } from "./start_task.ts";
 import type { Child } from "./subprocess.ts";
 
@@ -30,8 +30,27 @@ async function peakGrowthMiB(pid: number, work: () => Promise<void>): Promise<nu
   return (memoryKiB(pid, "VmHWM") - before) / 1024;
 }
 
+/** Sends `body` to generateContent; the rotator's peak growth meanwhile (the body went upstream whole). */
+async function uploadGrowthMiB(
+  child: Child,
+  mock: MockUpstream,
+  body: Uint8Array<ArrayBuffer>,
+): Promise<number> {
+  const growth = await peakGrowthMiB(child.pid, async () => {
+    const response = await fetch(`${child.ready}${GENERATE}`, {
+      method: "POST",
+      headers: { "x-goog-api-key": TOKEN, "content-type": "application/json" },
+      body,
+    });
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+  });
+  assert.equal(mock.requests.at(-1)?.bytes.byteLength, body.byteLength, "every byte went upstream");
+  return growth;
+}
+
 async function withRotator(
-  test: (child: Child, mock: ReturnType<typeof startMockUpstream>) => Promise<void>,
+  test: (child: Child, mock: MockUpstream) => Promise<void>,
 ) {
   const mock = startMockUpstream();
   const cwd = await Deno.makeTempDir();
@@ -89,24 +108,7 @@ Deno.test({
   ignore,
   fn: () =>
     withRotator(async (child, mock) => {
-      const body = new Uint8Array(20 * MIB).fill(0x61);
-      const growth = await peakGrowthMiB(child.pid, async () => {
-        const response = await fetch(
-          `${child.ready}${GENERATE}`,
-          {
-            method: "POST",
-            headers: { "x-goog-api-key": TOKEN, "content-type": "application/json" },
-            body,
-          },
-        );
-        assert.equal(response.status, 200);
-        await response.body?.cancel();
-      });
-      assert.equal(
-        mock.requests.at(-1)?.bytes.byteLength,
-        body.byteLength,
-        "every byte went upstream",
-      );
+      const growth = await uploadGrowthMiB(child, mock, new Uint8Array(20 * MIB).fill(0x61));
       assert.ok(growth < 40, `resident memory grew by ${growth.toFixed(1)} MiB`);
     }),
 });
@@ -123,20 +125,7 @@ Deno.test({
       const body = new TextEncoder().encode(
         JSON.stringify({ contents: [{ parts: [{ text }] }] }),
       ).subarray(0, 5 * MIB);
-      const growth = await peakGrowthMiB(child.pid, async () => {
-        const response = await fetch(`${child.ready}${GENERATE}`, {
-          method: "POST",
-          headers: { "x-goog-api-key": TOKEN, "content-type": "application/json" },
-          body,
-        });
-        assert.equal(response.status, 200);
-        await response.body?.cancel();
-      });
-      assert.equal(
-        mock.requests.at(-1)?.bytes.byteLength,
-        body.byteLength,
-        "every byte went upstream",
-      );
+      const growth = await uploadGrowthMiB(child, mock, body);
       assert.ok(growth < 64, `resident memory grew by ${growth.toFixed(1)} MiB`);
     }),
 });
