@@ -45,6 +45,7 @@ Deno.test("OTEL_DENO=true exports a span per served request and per Gemini call,
       // Batches leave after 100 ms instead of 5 s, so the test does not wait them out.
       OTEL_BSP_SCHEDULE_DELAY: "100",
     }, cwd);
+    let stopped: Deno.CommandStatus;
     let server: Span | undefined;
     let client: Span | undefined;
     try {
@@ -78,8 +79,9 @@ Deno.test("OTEL_DENO=true exports a span per served request and per Gemini call,
         }),
       ]).finally(() => clearTimeout(timer));
     } finally {
-      assert.equal((await child.stop("SIGTERM")).code, 0, child.output());
+      stopped = await child.stop("SIGTERM");
     }
+    assert.equal(stopped.code, 0, child.output());
     assert.equal(attribute(server!, "http.response.status_code"), "200");
     assert.equal(attribute(client!, "http.response.status_code"), "200");
     assert.equal(attribute(client!, "url.query"), "", "the key went in a header, not the URL");
