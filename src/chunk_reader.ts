@@ -8,7 +8,8 @@
  * as they are used, it is a few MiB (docs/performance.md).
  *
  * Only a byte stream (every fetch and Deno.serve body is one) is read into buffers this reader
- * allocates; the chunks of any other stream belong to someone else and `release` leaves them.
+ * allocates; the chunks of any other stream belong to someone else, and `release` and `recycle`
+ * leave them.
  */
 
 /** The size of each read: what Deno's own body streams read at a time. */
@@ -17,6 +18,8 @@ const READ_BYTES = 64 * 1024;
 export class ChunkReader {
   readonly #byob: ReadableStreamBYOBReader | undefined;
   readonly #plain: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  /** A buffer handed back by `recycle`, read into next. */
+  #spare: ArrayBuffer | undefined;
 
   /** `own: false` reads the stream's own chunks, and `release` does nothing. */
   constructor(stream: ReadableStream<Uint8Array>, own = true) {
@@ -28,9 +31,6 @@ export class ChunkReader {
   get owned(): boolean {
     return this.#byob !== undefined;
   }
-
-  /** A buffer handed back by `recycle`, read into next. */
-  #spare: ArrayBuffer | undefined;
 
   read(): Promise<ReadableStreamReadResult<Uint8Array>> {
     if (!this.#byob) return this.#plain!.read();
